@@ -1,0 +1,48 @@
+# Every target installs what it needs into .venv first, so a fresh clone needs nothing by hand.
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST := $(VPY) -m pytest -s -q
+# Parallel runs used by `make stress`; override on the command line: make stress N=100 TESTS=2A
+N       ?= 20
+WORKERS ?= 2
+TESTS   ?= 2A 2B 2C 2D 3A 3B
+
+.PHONY: install test test-lab2 test-lab3 test-2A test-2B test-2C test-2D test-3A test-3B \
+        test-framework stress bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PYTEST) tests
+
+test-framework: $(STAMP)
+	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests
+
+test-lab2: $(STAMP)
+	$(PYTEST) tests/raft
+
+test-lab3: $(STAMP)
+	$(PYTEST) tests/kvraft
+
+test-2A test-2B test-2C test-2D: $(STAMP)
+	$(PYTEST) tests/raft -k $(subst test-,,$@)
+
+test-3A test-3B: $(STAMP)
+	$(PYTEST) tests/kvraft -k $(subst test-,,$@)
+
+stress: $(STAMP)
+	$(VPY) mtests.py --workers $(WORKERS) -n $(N) $(TESTS)
+
+bench: $(STAMP)
+	$(VPY) -m bench
+
+clean:
+	rm -rf $(VENV) mtests-out
