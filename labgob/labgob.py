@@ -1,0 +1,237 @@
+"""labgob: the encoder every RPC and every piece of persisted state goes through.
+
+Go's labgob wraps encoding/gob and adds two checks.  This twin wraps msgpack:
+registered dataclasses travel as msgpack extension values holding the type's
+registered name and its init fields in order, so a decoded value is always a
+fresh object of the same type and nothing is shared between peers.
+
+Supported values: None, bool, int (64-bit), float, str, bytes, list, dict and
+registered dataclasses, nested freely.  Anything else raises TypeError naming
+the type, at encode time, in the encoding thread.
+"""
+
+import dataclasses
+import io
+import sys
+import threading
+import typing
+
+import msgpack
+
+__all__ = [
+    "DecodeError",
+    "LabDecoder",
+    "LabEncoder",
+    "NewDecoder",
+    "NewEncoder",
+    "Register",
+    "RegisterName",
+    "decode",
+    "encode",
+]
+
+_EXT_STRUCT = 1  # msgpack extension code of a registered dataclass
+
+mu = threading.Lock()
+errorCount = 0  # both warnings count here; the labgob tests read it
+_by_name = {}  # registered name -> class
+_by_class = {}  # class -> (name bytes packed once, init field names)
+_defaults = {}  # class -> {field name: default value} for the Decode check
+_warned_default = False
+
+
+class DecodeError(ValueError):
+    """The bytes are not a labgob encoding (corrupted, truncated or foreign)."""
+
+
+def Register(cls):
+    """Register a dataclass under its class name; returns cls, so it works as a decorator."""
+    return RegisterName(cls.__name__, cls)
+
+
+def RegisterName(name, cls):
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"labgob.Register: {cls!r} is not a dataclass type")
+    with mu:
+        old = _by_name.get(name)
+        if old is not None and old is not cls and _qualified(old) != _qualified(cls):
+            raise TypeError(
+                f"labgob.Register: name {name!r} already registered for {_qualified(old)}"
+            )
+        if _by_class.get(cls, (None,))[0] == name:
+            return cls
+    fields = dataclasses.fields(cls)
+    _check_fields(cls, fields)
+    init_names = tuple(f.name for f in fields if f.init)
+    with mu:
+        _by_name[name] = cls
+        _by_class[cls] = (name, init_names)
+        _defaults[cls] = {f.name: _default_of(f) for f in fields}
+    return cls
+
+
+def _qualified(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _default_of(f):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+_NO_ROUND_TRIP = (tuple, set, frozenset)
+
+
+def _check_fields(cls, fields):
+    # Twin of Go's lower-case field check: a field that cannot survive a round trip.
+    global errorCount
+    for f in fields:
+        why = None
+        if not f.init:
+            why = "is declared init=False, so it is not encoded"
+        else:
+            ann = f.type
+            if isinstance(ann, str):
+                try:
+                    ann = typing.get_type_hints(cls).get(f.name, ann)
+                except Exception:
+                    pass
+            origin = typing.get_origin(ann) or ann
+            if origin in _NO_ROUND_TRIP:
+                why = f"is annotated {getattr(origin, '__name__', origin)}, which labgob cannot encode"
+        if why is not None:
+            print(
+                f"labgob error: field {f.name} of {cls.__name__} {why}; "
+                "in RPC or persist/snapshot it will break your Raft",
+                file=sys.stderr,
+            )
+            with mu:
+                errorCount += 1
+
+
+def _default_hook(obj):
+    entry = _by_class.get(type(obj))
+    if entry is None:
+        cls = type(obj)
+        if dataclasses.is_dataclass(cls):
+            raise TypeError(f"labgob: type {cls.__qualname__} is not registered (call labgob.Register)")
+        if cls is int:
+            raise TypeError(f"labgob: integer {obj} is outside the 64-bit range")
+        if isinstance(obj, int) and not isinstance(obj, bool):
+            raise TypeError(f"labgob: cannot encode {cls.__qualname__} (an int subclass); pass int(value)")
+        raise TypeError(f"labgob: cannot encode values of type {cls.__qualname__}")
+    name, names = entry
+    return msgpack.ExtType(_EXT_STRUCT, _pack([name] + [getattr(obj, n) for n in names]))
+
+
+def _pack(value):
+    try:
+        return msgpack.packb(value, default=_default_hook, strict_types=True, use_bin_type=True)
+    except OverflowError as e:
+        raise TypeError(f"labgob: integer out of the 64-bit range: {e}") from None
+
+
+def _ext_hook(code, data):
+    if code != _EXT_STRUCT:
+        raise DecodeError(f"labgob: unknown extension code {code}")
+    fields = _unpack(data)
+    if not isinstance(fields, list) or not fields or not isinstance(fields[0], str):
+        raise DecodeError("labgob: malformed struct encoding")
+    cls = _by_name.get(fields[0])
+    if cls is None:
+        raise DecodeError(f"labgob: type {fields[0]!r} is not registered on the decoding side")
+    try:
+        return cls(*fields[1:])
+    except TypeError as e:
+        raise DecodeError(f"labgob: cannot rebuild {fields[0]}: {e}") from None
+
+
+def _unpack(data):
+    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+
+
+def encode(value):
+    """Encode one value to bytes."""
+    return _pack(value)
+
+
+def decode(data):
+    """Decode bytes holding exactly one value."""
+    try:
+        return _unpack(data)
+    except DecodeError:
+        raise
+    except Exception as e:
+        raise DecodeError(f"labgob: cannot decode {len(data)} bytes: {type(e).__name__} {e}") from None
+
+
+class LabEncoder:
+    def __init__(self, w):
+        self._w = w
+
+    def Encode(self, value):
+        self._w.write(_pack(value))
+
+
+class LabDecoder:
+    def __init__(self, r):
+        self._unpacker = msgpack.Unpacker(
+            r, ext_hook=_ext_hook, raw=False, strict_map_key=False
+        )
+
+    def Decode(self, into=None):
+        """Return the next value.  With `into` (a dataclass instance of the
+        encoded type) the value's fields are copied into it and it is returned."""
+        if into is not None:
+            checkDefault(into)
+        try:
+            value = self._unpacker.unpack()
+        except DecodeError:
+            raise
+        except msgpack.OutOfData:
+            raise DecodeError("labgob: no more values to decode (truncated data?)") from None
+        except Exception as e:
+            raise DecodeError(f"labgob: cannot decode: {type(e).__name__} {e}") from None
+        if into is None:
+            return value
+        if type(value) is not type(into):
+            raise DecodeError(
+                f"labgob: decoded a {type(value).__qualname__}, cannot fill a {type(into).__qualname__}"
+            )
+        vars(into).update(vars(value))
+        return into
+
+
+def NewEncoder(w=None):
+    return LabEncoder(w if w is not None else io.BytesIO())
+
+
+def NewDecoder(r):
+    if isinstance(r, (bytes, bytearray, memoryview)):
+        r = io.BytesIO(r)
+    return LabDecoder(r)
+
+
+def checkDefault(obj):
+    """Twin of Go's default check: decoding into an object that already holds
+    non-default values hides bugs (a reused reply, state read twice)."""
+    global errorCount, _warned_default
+    defaults = _defaults.get(type(obj))
+    if defaults is None or vars(obj) == defaults:
+        return
+    for name, default in defaults.items():
+        if default is not dataclasses.MISSING and getattr(obj, name, default) != default:
+            with mu:
+                errorCount += 1
+                first = not _warned_default
+                _warned_default = True
+            if first:
+                print(
+                    f"labgob warning: Decoding into a non-default variable/field {name} "
+                    f"of {type(obj).__name__} may not work",
+                    file=sys.stderr,
+                )
+            return
