@@ -1,0 +1,1 @@
+from .persister import MakePersister, Persister  # noqa: F401
