@@ -1,0 +1,12 @@
+from .raft import (  # noqa: F401
+    ApplyMsg,
+    AppendEntriesArgs,
+    AppendEntriesReply,
+    InstallSnapshotArgs,
+    InstallSnapshotReply,
+    Make,
+    Raft,
+    RequestVoteArgs,
+    RequestVoteReply,
+)
+from .util import Chan, DPrintf, Debug  # noqa: F401

@@ -1,0 +1,117 @@
+"""Helpers for Raft and the services built on it: the unbuffered channel that
+stands in for Go's `chan ApplyMsg`, and debug logging (twin of util.go's DPrintf).
+
+Debug logging is off unless the environment sets VERBOSE=1; call sites guard
+with `if Debug:` so a disabled log costs one global lookup.  Each line reads
+`<ms since start> <TOPIC> S<id> <message>`, the format dslogs.py understands.
+"""
+
+import os
+import sys
+import threading
+import time
+
+__all__ = ["Chan", "DPrintf", "Debug"]
+
+
+def _verbosity():
+    v = os.environ.get("VERBOSE", "")
+    try:
+        return int(v) if v else 0
+    except ValueError:
+        return 1
+
+
+Debug = _verbosity() > 0
+_debug_start = time.monotonic()
+_debug_lock = threading.Lock()
+
+
+def DPrintf(topic, server, fmt, *args):
+    """Print one debug line for `server` (an int id) under `topic`."""
+    ms = int((time.monotonic() - _debug_start) * 1000)
+    msg = fmt % args if args else fmt
+    line = f"{ms:06d} {topic} S{server} {msg}\n"
+    with _debug_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+_EMPTY = object()
+
+
+class Chan:
+    """An unbuffered channel: send() returns only once a receiver has taken the
+    value, as in Go, so a Raft that holds its lock while sending on applyCh
+    deadlocks here exactly as it would in Go.
+
+    Unlike a Go channel, closing it also releases a blocked sender (send then
+    returns False): the tester closes a killed peer's channel so that every
+    thread of that peer can end.
+    """
+
+    def __init__(self):
+        self._mu = threading.Lock()
+        self._can_recv = threading.Condition(self._mu)
+        self._can_send = threading.Condition(self._mu)
+        self._item = _EMPTY
+        self._sent = 0  # sequence number of the last value offered
+        self._taken = 0  # sequence number of the last value received
+        self._closed = False
+
+    def send(self, value):
+        """Block until a receiver takes `value`; False if the channel is (or gets) closed first."""
+        with self._mu:
+            while self._item is not _EMPTY and not self._closed:
+                self._can_send.wait()  # another sender's value is waiting
+            if self._closed:
+                return False
+            self._item = value
+            self._sent += 1
+            mine = self._sent
+            self._can_recv.notify()
+            while self._taken < mine and not self._closed:
+                self._can_send.wait()
+            if self._taken >= mine:
+                return True
+            self._item = _EMPTY  # closed before anyone took it: withdraw the offer
+            return False
+
+    def recv(self, timeout=None):
+        """Return (value, True), or (None, False) once the channel is closed
+        (or, with a timeout, when nothing arrived in time)."""
+        with self._mu:
+            if timeout is not None:
+                deadline = time.monotonic() + timeout
+            while self._item is _EMPTY:
+                if self._closed:
+                    return None, False
+                if timeout is None:
+                    self._can_recv.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None, False
+                    self._can_recv.wait(left)
+            value = self._item
+            self._item = _EMPTY
+            self._taken = self._sent
+            self._can_send.notify_all()
+            return value, True
+
+    def close(self):
+        with self._mu:
+            self._closed = True
+            self._can_recv.notify_all()
+            self._can_send.notify_all()
+
+    def closed(self):
+        with self._mu:
+            return self._closed
+
+    def __iter__(self):
+        while True:
+            value, ok = self.recv()
+            if not ok:
+                return
+            yield value
