@@ -1,0 +1,305 @@
+"""Port of labgob/test_test.go, plus checks of what the msgpack encoding keeps."""
+
+import io
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+
+import pytest
+
+import labgob
+import labgob.labgob
+
+
+def errorCount():
+    return labgob.labgob.errorCount
+
+
+@dataclass
+class T1:
+    T1int0: int = 0
+    T1int1: int = 0
+    T1string0: str = ""
+    T1string1: str = ""
+
+
+@dataclass
+class T2:
+    T2slice: list = field(default_factory=list)
+    T2map: dict = field(default_factory=dict)
+    T2t3: object = None
+
+
+@dataclass
+class T3:
+    T3int999: int = 0
+
+
+# Go registers only T3 (the one stored in an interface); labgob needs every dataclass registered.
+labgob.Register(T1)
+labgob.Register(T2)
+
+
+def TestGOB():
+    e0 = errorCount()
+
+    w = io.BytesIO()
+
+    labgob.Register(T3)
+
+    x0 = 0
+    x1 = 1
+    t1 = T1()
+    t1.T1int1 = 1
+    t1.T1string1 = "6.5840"
+    t2 = T2()
+    t2.T2slice = [T1(), t1]
+    t2.T2map = {}
+    t2.T2map[99] = T1(1, 2, "x", "y")
+    t2.T2t3 = T3(999)
+
+    e = labgob.NewEncoder(w)
+    e.Encode(x0)
+    e.Encode(x1)
+    e.Encode(t1)
+    e.Encode(t2)
+    data = w.getvalue()
+
+    r = io.BytesIO(data)
+    d = labgob.NewDecoder(r)
+    # Python ints cannot be filled in place, so plain values come back from Decode().
+    x0 = d.Decode()
+    x1 = d.Decode()
+    t1 = T1()
+    d.Decode(t1)
+    t2 = T2()
+    d.Decode(t2)
+
+    if x0 != 0:
+        pytest.fail(f"wrong x0 {x0}")
+    if x1 != 1:
+        pytest.fail(f"wrong x1 {x1}")
+    if t1.T1int0 != 0:
+        pytest.fail(f"wrong t1.T1int0 {t1.T1int0}")
+    if t1.T1int1 != 1:
+        pytest.fail(f"wrong t1.T1int1 {t1.T1int1}")
+    if t1.T1string0 != "":
+        pytest.fail(f"wrong t1.T1string0 {t1.T1string0}")
+    if t1.T1string1 != "6.5840":
+        pytest.fail(f"wrong t1.T1string1 {t1.T1string1}")
+    if len(t2.T2slice) != 2:
+        pytest.fail(f"wrong t2.T2slice len {len(t2.T2slice)}")
+    if t2.T2slice[1].T1int1 != 1:
+        pytest.fail("wrong slice value")
+    if len(t2.T2map) != 1:
+        pytest.fail(f"wrong t2.T2map len {len(t2.T2map)}")
+    if t2.T2map[99].T1string1 != "y":
+        pytest.fail("wrong map value")
+    t3 = t2.T2t3
+    if not isinstance(t3, T3):
+        pytest.fail(f"wrong t2.T2t3 type {type(t3).__name__}")
+    if t3.T3int999 != 999:
+        pytest.fail("wrong t2.T2t3.T3int999")
+
+    if errorCount() != e0:
+        pytest.fail("there were errors, but should not have been")
+
+
+# Python's twin of Go's lower-case field: a field the constructor does not take cannot round-trip.
+@dataclass
+class T4:
+    Yes: int = 0
+    no: int = field(default=0, init=False)
+
+
+def TestCapital(capsys):
+    e0 = errorCount()
+
+    labgob.Register(T4)
+
+    v = [T4(Yes=1), T4()]
+
+    w = io.BytesIO()
+    e = labgob.NewEncoder(w)
+    e.Encode(v)
+    e.Encode(v)
+    data = w.getvalue()
+
+    r = io.BytesIO(data)
+    d = labgob.NewDecoder(r)
+    d.Decode()
+    d.Decode()
+
+    if errorCount() != e0 + 1:
+        pytest.fail("failed to warn about lower-case field")
+
+    out, err = capsys.readouterr()
+    printed = [line for line in (out + err).splitlines() if "T4" in line]
+    if len(printed) != 1:
+        pytest.fail(f"expected one warning about T4, got {printed}")
+
+
+@dataclass
+class DD:
+    X: int = 0
+
+
+labgob.Register(DD)
+
+
+def TestDefault():
+    e0 = errorCount()
+
+    # send a default value...
+    dd1 = DD()
+
+    w = io.BytesIO()
+    e = labgob.NewEncoder(w)
+    e.Encode(dd1)
+    data = w.getvalue()
+
+    # ...into an instance that already holds a non-default value.
+    reply = DD(99)
+
+    r = io.BytesIO(data)
+    d = labgob.NewDecoder(r)
+    d.Decode(reply)
+
+    if errorCount() != e0 + 1:
+        pytest.fail("failed to warn about decoding into non-default value")
+
+
+# ---------------------------------------------------------------------------
+# Checks with no Go twin: what survives a trip through labgob.
+
+
+@dataclass
+class Box:
+    V: object = None
+
+
+labgob.Register(Box)
+
+
+@dataclass
+class Unregistered:
+    A: int = 0
+
+
+@dataclass
+class WithTuple:
+    Pair: tuple = None
+
+
+@dataclass
+class WithSet:
+    Members: set = None
+
+
+def same(a, b):
+    """Equal, and of exactly the same type all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        if len(a) != len(b) or [type(k) for k in a] != [type(k) for k in b]:
+            return False
+        return all(k in b and same(a[k], b[k]) for k in a)
+    if is_dataclass(a):
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+ROUND_TRIP = [
+    0, 1, -1, 127, 128, -32, -33, 255, 256, 65536, 2**31, -2**31 - 1,
+    2**63 - 1, -2**63,
+    True, False,
+    "", "6.5840", "h\u00e9llo \u2713", "x" * 300,
+    b"", b"\x00\xff", bytes(range(256)),
+    0.0, 1.0, -2.5, 1e300, float("inf"), float("-inf"), float("nan"),
+    None,
+    [], [1, "a", None, 2.5, b"x", True, [], {}],
+    [[[]]],
+    {}, {"a": 1, 99: "b", -1: [1, 2]}, {"k": {"k2": [T1(1, 2, "3", "4")]}},
+    T1(), T1(-5, 2**63 - 1, "a", "b"), T3(999),
+    T2([T1(), T1(0, 1, "", "6.5840")], {99: T1(1, 2, "x", "y")}, T3(999)),
+    Box(), Box(5), Box("s"), Box(True), Box(1.5), Box(b"b"), Box(T3(7)), Box([T1()]),
+    Box({1: T3(1)}), Box(Box(Box(None))),
+    [Box(1), Box("1"), Box(T1())],
+]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIP, ids=lambda v: type(v).__name__)
+def test_round_trip_keeps_value_and_type(value):
+    e0 = errorCount()
+    got = labgob.decode(labgob.encode(value))
+    assert same(value, got), f"{value!r} came back as {got!r}"
+    assert errorCount() == e0
+
+
+def test_stream_keeps_order_and_types():
+    w = io.BytesIO()
+    e = labgob.NewEncoder(w)
+    for v in ROUND_TRIP:
+        e.Encode(v)
+    d = labgob.NewDecoder(io.BytesIO(w.getvalue()))
+    for v in ROUND_TRIP:
+        got = d.Decode()
+        assert same(v, got), f"{v!r} came back as {got!r}"
+    with pytest.raises(labgob.DecodeError):
+        d.Decode()
+
+
+def test_decode_into_fills_every_field():
+    t = T1(7, 8, "p", "q")
+    d = labgob.NewDecoder(io.BytesIO(labgob.encode(T1(1, 0, "", "y"))))
+    d.Decode(t)
+    assert t == T1(1, 0, "", "y")
+
+
+@pytest.mark.parametrize("value", [Unregistered(), [Unregistered()], {"k": Unregistered()},
+                                   Box(Unregistered())], ids=["bare", "list", "dict", "field"])
+def test_unregistered_dataclass_is_refused(value):
+    with pytest.raises(TypeError, match="Unregistered"):
+        labgob.encode(value)
+
+
+@pytest.mark.parametrize("value,name", [
+    ((1, 2), "tuple"), ({1, 2}, "set"), (object(), "object"),
+    ([(1, 2)], "tuple"), (Box({3}), "set"), ({"k": object()}, "object"),
+], ids=["tuple", "set", "object", "list-tuple", "field-set", "dict-object"])
+def test_unsupported_type_is_refused(value, name):
+    with pytest.raises(TypeError, match=name):
+        labgob.encode(value)
+
+
+@pytest.mark.parametrize("value", [2**63, -2**63 - 1, 2**64, -2**64, 10**30, [2**63], Box(2**63)],
+                         ids=["2^63", "-2^63-1", "2^64", "-2^64", "10^30", "list", "field"])
+def test_int_outside_int64_is_refused(value):
+    with pytest.raises((TypeError, ValueError, OverflowError)):
+        labgob.encode(value)
+
+
+def test_tuple_and_set_fields_warn():
+    e0 = errorCount()
+    labgob.Register(WithTuple)
+    labgob.encode(WithTuple())
+    labgob.encode(WithTuple())
+    assert errorCount() == e0 + 1
+    labgob.Register(WithSet)
+    labgob.encode(WithSet())
+    assert errorCount() == e0 + 2
+
+
+def test_corrupt_data_raises_decode_error():
+    good = labgob.encode(T2([T1(1, 2, "x", "y")], {99: T1()}, T3(999)))
+    assert same(labgob.decode(good), T2([T1(1, 2, "x", "y")], {99: T1()}, T3(999)))
+    for bad in [b"", b"\xc1", good[:-1], good[: len(good) // 2], good[:1]]:
+        with pytest.raises(labgob.DecodeError):
+            labgob.decode(bad)
+    with pytest.raises(labgob.DecodeError):
+        labgob.NewDecoder(io.BytesIO(b"")).Decode()
+    with pytest.raises(labgob.DecodeError):
+        labgob.NewDecoder(io.BytesIO(good[:-1])).Decode()
