@@ -1,0 +1,6 @@
+"""Benchmarks behind `make bench` (`python -m bench`).
+
+    python -m bench            every benchmark
+    python -m bench labrpc     labrpc round trips per second and peak thread count
+    python -m bench kvraft     ms per op of the TestSpeed3A / TestSpeed3B workloads
+"""
