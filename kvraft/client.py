@@ -1,0 +1,70 @@
+"""The clerk: the client side of the key/value service."""
+
+import random
+import secrets
+import time
+
+from raft.util import DPrintf, Debug
+
+from .common import OK, ErrNoKey, GetArgs, GetReply, PutAppendArgs, PutAppendReply
+
+# After every server has failed once in a row, pause before the next round so that
+# clerks waiting out an election do not spin on the CPU the servers need.
+RETRY_ROUND_PAUSE = 0.020
+
+
+def nrand():
+    """A random 62-bit client id."""
+    return secrets.randbits(62)
+
+
+class Clerk:
+    def __init__(self, servers):
+        self.servers = servers
+        self.clientId = nrand()
+        self.seqNum = 0
+        self.leader = random.randrange(len(servers))  # the server that answered last
+
+    def Get(self, key):
+        """Fetch the current value for a key; "" if the key does not exist.
+        Keeps trying forever in the face of all other errors."""
+        self.seqNum += 1
+        args = GetArgs(Key=key, ClientId=self.clientId, SeqNum=self.seqNum)
+        while True:
+            reply = GetReply()
+            if self._call("KVServer.Get", args, reply):
+                return reply.Value if reply.Err == OK else ""
+
+    def PutAppend(self, key, value, op):
+        """Shared by Put and Append; op is "Put" or "Append"."""
+        self.seqNum += 1
+        args = PutAppendArgs(Key=key, Value=value, Op=op, ClientId=self.clientId, SeqNum=self.seqNum)
+        while True:
+            reply = PutAppendReply()
+            if self._call("KVServer.PutAppend", args, reply):
+                return
+
+    def _call(self, svcMeth, args, reply):
+        """Try the remembered leader once; on failure move to the next server.
+        True when a server gave a definite answer."""
+        ok = self.servers[self.leader].Call(svcMeth, args, reply)
+        if ok and reply.Err in (OK, ErrNoKey):
+            return True
+        if Debug:
+            DPrintf("CLNT", self.leader, "C%x %s #%d: %s", self.clientId & 0xFFFF, svcMeth, args.SeqNum,
+                    reply.Err if ok else "no reply")
+        self.leader = (self.leader + 1) % len(self.servers)
+        self._failures = getattr(self, "_failures", 0) + 1
+        if self._failures % len(self.servers) == 0:
+            time.sleep(RETRY_ROUND_PAUSE)
+        return False
+
+    def Put(self, key, value):
+        self.PutAppend(key, value, "Put")
+
+    def Append(self, key, value):
+        self.PutAppend(key, value, "Append")
+
+
+def MakeClerk(servers):
+    return Clerk(servers)

@@ -1,0 +1,207 @@
+"""The key/value server: a replicated state machine on Raft.
+
+Every request, Gets included, goes through the Raft log; a server answers a
+clerk only after the request's entry has been applied.  Each clerk numbers its
+requests, and the table of the last number applied per clerk travels in the
+snapshot, so a retried Put or Append is applied at most once, even across
+snapshots and restarts.
+"""
+
+import dataclasses
+import io
+import threading
+import time
+
+import labgob
+import raft
+from raft.util import DPrintf, Debug
+
+from .common import OK, ErrNoKey, ErrTimeout, ErrWrongLeader
+
+# How often a waiting handler checks that its Raft still leads in the same term,
+# and how long it waits for its entry before telling the clerk to try elsewhere.
+LEADERSHIP_CHECK_INTERVAL = 0.050
+APPLY_TIMEOUT = 1.0
+
+
+@labgob.Register
+@dataclasses.dataclass
+class Op:
+    """A log entry: one clerk request."""
+
+    Kind: str = ""  # "Get", "Put" or "Append"
+    Key: str = ""
+    Value: str = ""
+    ClientId: int = 0
+    SeqNum: int = 0
+
+
+class _Waiter:
+    """A handler waiting for the entry it started at some log index."""
+
+    __slots__ = ("op", "done", "err", "value")
+
+    def __init__(self, op):
+        self.op = op
+        self.done = threading.Event()
+        self.err = ErrWrongLeader
+        self.value = ""
+
+
+class KVServer:
+    def __init__(self, servers, me, persister, maxraftstate):
+        self.mu = threading.Lock()
+        self.me = me
+        self.dead = False  # set by Kill()
+        self.maxraftstate = maxraftstate  # snapshot if the Raft state grows this big (-1: never)
+        self.persister = persister
+        self.applyCh = raft.Chan()
+
+        self.data = {}  # key -> value
+        self.lastSeq = {}  # client id -> highest SeqNum applied
+        self.lastApplied = 0
+        self.waiters = {}  # log index -> [_Waiter]
+        self._restore(persister.ReadSnapshot())
+
+        self.rf = raft.Make(servers, me, persister, self.applyCh)
+        self._applier = threading.Thread(target=self.applier, name=f"kv{me}-applier", daemon=True)
+        self._applier.start()
+
+    # ---- RPC handlers ---------------------------------------------------------------
+
+    def Get(self, args, reply):
+        reply.Err, reply.Value = self._submit(Op("Get", args.Key, "", args.ClientId, args.SeqNum))
+
+    def PutAppend(self, args, reply):
+        if args.Op not in ("Put", "Append"):
+            raise ValueError(f"KVServer.PutAppend: unknown op {args.Op!r}")
+        reply.Err, _ = self._submit(Op(args.Op, args.Key, args.Value, args.ClientId, args.SeqNum))
+
+    def _submit(self, op):
+        """Start op in Raft and wait until it is applied; returns (Err, value)."""
+        if self.killed():
+            return ErrWrongLeader, ""
+        w = _Waiter(op)
+        with self.mu:
+            # Register before Start, so the applier cannot miss us however fast it is.
+            index, term, isLeader = self.rf.Start(op)
+            if not isLeader:
+                return ErrWrongLeader, ""
+            self.waiters.setdefault(index, []).append(w)
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        while not w.done.wait(LEADERSHIP_CHECK_INTERVAL):
+            # Lost leadership, or a newer term: our entry may never commit.
+            if self.killed() or self.rf.GetState() != (term, True):
+                break
+            if time.monotonic() >= deadline:
+                w.err = ErrTimeout
+                break
+        else:
+            return w.err, w.value
+        with self.mu:
+            pending = self.waiters.get(index)
+            if pending is not None and w in pending:
+                pending.remove(w)
+                if not pending:
+                    del self.waiters[index]
+        if w.done.is_set():  # applied just as we gave up
+            return w.err, w.value
+        return w.err, ""
+
+    # ---- applying the log ---------------------------------------------------------------
+
+    def applier(self):
+        for msg in self.applyCh:
+            if msg.SnapshotValid:
+                with self.mu:
+                    if msg.SnapshotIndex > self.lastApplied:
+                        self._restore(msg.Snapshot)
+                        self._failWaitersThrough(msg.SnapshotIndex)
+                continue
+            if not msg.CommandValid:
+                continue
+            with self.mu:
+                if msg.CommandIndex <= self.lastApplied:
+                    continue  # already in the state (from a snapshot)
+                op = msg.Command
+                err, value = self._apply(op)
+                self.lastApplied = msg.CommandIndex
+                for w in self.waiters.pop(msg.CommandIndex, ()):
+                    if w.op.ClientId == op.ClientId and w.op.SeqNum == op.SeqNum:
+                        w.err, w.value = err, value
+                    # else: another leader's entry took this index; the clerk retries
+                    w.done.set()
+                if 0 <= self.maxraftstate <= self.persister.RaftStateSize():
+                    self.rf.Snapshot(msg.CommandIndex, self._snapshot())
+                    if Debug:
+                        DPrintf("SNAP", self.me, "snapshot through %d", msg.CommandIndex)
+
+    def _apply(self, op):
+        """Apply op to the state (caller holds mu); returns (Err, value)."""
+        if op.Kind == "Get":
+            if op.Key in self.data:
+                return OK, self.data[op.Key]
+            return ErrNoKey, ""
+        if op.SeqNum > self.lastSeq.get(op.ClientId, 0):
+            self.lastSeq[op.ClientId] = op.SeqNum
+            if op.Kind == "Put":
+                self.data[op.Key] = op.Value
+            else:
+                self.data[op.Key] = self.data.get(op.Key, "") + op.Value
+            if Debug:
+                DPrintf("APLY", self.me, "%s %r by C%x #%d", op.Kind, op.Key, op.ClientId & 0xFFFF, op.SeqNum)
+        return OK, ""
+
+    def _failWaitersThrough(self, index):
+        """Entries up to index arrived inside a snapshot: their handlers cannot
+        know whether their own request is among them, so the clerks retry."""
+        for i in [i for i in self.waiters if i <= index]:
+            for w in self.waiters.pop(i):
+                w.done.set()
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    def _snapshot(self):
+        w = io.BytesIO()
+        e = labgob.NewEncoder(w)
+        e.Encode(self.lastApplied)
+        e.Encode(self.data)
+        e.Encode(self.lastSeq)
+        return w.getvalue()
+
+    def _restore(self, snapshot):
+        if not snapshot:
+            return
+        try:
+            d = labgob.NewDecoder(io.BytesIO(snapshot))
+            lastApplied, data, lastSeq = d.Decode(), d.Decode(), d.Decode()
+        except labgob.DecodeError as err:
+            raise ValueError(f"kvserver {self.me}: corrupted snapshot: {err}") from None
+        if not (isinstance(lastApplied, int) and isinstance(data, dict) and isinstance(lastSeq, dict)):
+            raise ValueError(f"kvserver {self.me}: corrupted snapshot: unexpected field types")
+        self.lastApplied, self.data, self.lastSeq = lastApplied, data, lastSeq
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def Kill(self):
+        """Stop the server and its Raft; every thread they started ends."""
+        self.dead = True
+        self.rf.Kill()
+        # Closing applyCh ends our applier and releases Raft's, which may be blocked sending.
+        self.applyCh.close()
+        with self.mu:
+            for ws in self.waiters.values():
+                for w in ws:
+                    w.done.set()
+            self.waiters.clear()
+
+    def killed(self):
+        return self.dead
+
+
+def StartKVServer(servers, me, persister, maxraftstate):
+    """servers holds the ends of all the servers that cooperate through Raft to
+    form the fault-tolerant service; me is this server's index.  The server
+    snapshots when Raft's persisted state reaches maxraftstate bytes (never if
+    it is -1).  Returns at once, with the server's threads running."""
+    return KVServer(servers, me, persister, maxraftstate)
