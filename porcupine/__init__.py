@@ -1,0 +1,56 @@
+"""porcupine: linearizability checker (Python port of the 6.5840 copy of anishathalye/porcupine)."""
+from .checker import LinearizationInfo
+from .model import (
+    CallEvent,
+    CheckResult,
+    DefaultDescribeOperation,
+    DefaultDescribeState,
+    Event,
+    EventKind,
+    Illegal,
+    Model,
+    NoPartition,
+    NoPartitionEvent,
+    Ok,
+    Operation,
+    ReturnEvent,
+    ShallowEqual,
+    Unknown,
+)
+from .porcupine import (
+    CheckEvents,
+    CheckEventsTimeout,
+    CheckEventsVerbose,
+    CheckOperations,
+    CheckOperationsTimeout,
+    CheckOperationsVerbose,
+)
+from .visualization import Visualize, VisualizePath, computeVisualizationData
+
+__all__ = [
+    "CallEvent",
+    "CheckEvents",
+    "CheckEventsTimeout",
+    "CheckEventsVerbose",
+    "CheckOperations",
+    "CheckOperationsTimeout",
+    "CheckOperationsVerbose",
+    "CheckResult",
+    "DefaultDescribeOperation",
+    "DefaultDescribeState",
+    "Event",
+    "EventKind",
+    "Illegal",
+    "LinearizationInfo",
+    "Model",
+    "NoPartition",
+    "NoPartitionEvent",
+    "Ok",
+    "Operation",
+    "ReturnEvent",
+    "ShallowEqual",
+    "Unknown",
+    "Visualize",
+    "VisualizePath",
+    "computeVisualizationData",
+]

@@ -1,0 +1,399 @@
+"""Linearizability checker: Wing & Gong's search with Lowe's memoization, per partition.
+
+Python twin of porcupine/checker.go.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple
+
+from .model import (
+    CheckResult,
+    DefaultDescribeOperation,
+    DefaultDescribeState,
+    Event,
+    Illegal,
+    Model,
+    NoPartition,
+    NoPartitionEvent,
+    Ok,
+    Operation,
+    ReturnEvent,
+    ShallowEqual,
+    Unknown,
+)
+
+EntryKind = bool
+callEntry: EntryKind = False
+returnEntry: EntryKind = True
+
+# Iterations of the search between two yields to the scheduler in checkParallel.
+_SLICE = 1024
+
+
+class entry:
+    """One call or return of an operation, placed on the time line of its partition."""
+
+    __slots__ = ("kind", "value", "id", "time", "clientId")
+
+    def __init__(self, kind: EntryKind, value: Any, id: int, time: int, clientId: int):
+        self.kind = kind
+        self.value = value
+        self.id = id
+        self.time = time
+        self.clientId = clientId
+
+    def __repr__(self):
+        k = "return" if self.kind else "call"
+        return f"entry({k}, {self.value!r}, id={self.id}, time={self.time}, client={self.clientId})"
+
+
+@dataclass
+class LinearizationInfo:
+    """What CheckOperationsVerbose / CheckEventsVerbose found, for Visualize.
+
+    history: per partition, its entries in time order. partialLinearizations: per partition,
+    the distinct longest linearizable prefixes found (lists of operation ids).
+    """
+
+    history: List[List[entry]] = field(default_factory=list)
+    partialLinearizations: List[List[List[int]]] = field(default_factory=list)
+
+
+def _byTime(e: entry):
+    # same time: a call sorts before a return (False < True)
+    return (e.time, e.kind)
+
+
+def makeEntries(history: List[Operation]) -> List[entry]:
+    entries = []
+    for id, elem in enumerate(history):
+        entries.append(entry(callEntry, elem.Input, id, elem.Call, elem.ClientId))
+        entries.append(entry(returnEntry, elem.Output, id, elem.Return, elem.ClientId))
+    entries.sort(key=_byTime)
+    return entries
+
+
+def renumber(events: List[Event]) -> List[Event]:
+    m = {}
+    out = []
+    for v in events:
+        r = m.get(v.Id)
+        if r is None:
+            r = m[v.Id] = len(m)
+        out.append(Event(v.ClientId, v.Kind, v.Value, r))
+    return out
+
+
+def convertEntries(events: List[Event]) -> List[entry]:
+    # an event's position in the list is its time
+    return [
+        entry(returnEntry if elem.Kind == ReturnEvent else callEntry, elem.Value, elem.Id, i, elem.ClientId)
+        for i, elem in enumerate(events)
+    ]
+
+
+def _makeLinkedEntries(entries: List[entry]):
+    """Doubly linked list over node numbers instead of node objects (cheaper in Python).
+
+    Node 0 is the head sentinel, node 2k+1 the call of operation k, node 2k+2 its return
+    (so a call's match is node+1 and odd nodes are calls), node 2n+1 a tail sentinel that spares
+    lift/unlift the nil checks. Returns (n, nxt, prv, inputs, outputs).
+    """
+    n = len(entries) // 2
+    size = 2 * n + 2
+    nxt = [-1] * size
+    prv = [-1] * size
+    inputs = [None] * n
+    outputs = [None] * n
+    last = 0
+    for e in entries:
+        k = e.id
+        if not 0 <= k < n:
+            raise ValueError(f"porcupine: operation id {k} out of range for {n} operations")
+        if e.kind == returnEntry:
+            node = 2 * k + 2
+            outputs[k] = e.value
+            # Go would silently treat such a call as a second return; a clear error is better
+            if prv[node - 1] == -1:
+                raise ValueError(f"porcupine: operation {k} returns before it is called")
+        else:
+            node = 2 * k + 1
+            inputs[k] = e.value
+        if prv[node] != -1:
+            raise ValueError(f"porcupine: operation {k} has more than one {'return' if node & 1 == 0 else 'call'}")
+        nxt[last] = node
+        prv[node] = last
+        last = node
+    tail = size - 1
+    nxt[last] = tail
+    prv[tail] = last
+    if len(entries) != 2 * n or any(p == -1 for p in prv[1:]):
+        raise ValueError("porcupine: every operation needs exactly one call and one return")
+    return n, nxt, prv, inputs, outputs
+
+
+def checkSingle(model: Model, history: List[entry], computePartial: bool, longest: list):
+    """Search one partition; a generator that yields every _SLICE steps and returns the verdict.
+
+    Go's version checks a shared kill flag on every step; here the scheduler in checkParallel
+    simply stops resuming (closes) the generator. longest (length n, filled in place) receives,
+    per operation id, the longest linearizable prefix containing it (a list of ids, shared).
+    """
+    n, nxt, prv, inputs, outputs = _makeLinkedEntries(history)
+    tail = 2 * n + 1
+    step = model.Step
+    equal = model.Equal
+    # Lowe's cache of (linearized bitset, state) pairs; the bitset is an int (see bitset.py).
+    # Go keeps a list of states per bitset and scans it with Equal; with ShallowEqual and
+    # hashable states a set of pairs gives the same answers without the scan, which matters
+    # when many orders of concurrent appends reach the same bitset with different states.
+    hashed = set() if equal is ShallowEqual else None
+    cache = {}  # bitset -> states reached with it, when Equal is custom or a state unhashable
+    callIds = []  # the stack of linearized calls: their ids,
+    callStates = []  # the state before each,
+    callLins = []  # and the bitset before each
+    # Partial linearizations. Go, on every backtrack, gives the current stack (copied) to each
+    # stacked id whose recorded prefix is shorter: O(depth) per backtrack. Here the result is
+    # the same at O(1): the stack is also kept as immutable cells (id, cell below), so a prefix
+    # is captured by its top cell, and each stack position keeps the deepest backtrack it has
+    # seen (posDepth/posCell, the earliest one on ties); that reaches the position below when
+    # the position is popped, and the id's record (bestLen/longest) at that moment too.
+    top = None
+    posDepth = []
+    posCell = []
+    bestLen = [0] * n
+    finished = False
+    state = model.Init()
+    linearized = 0
+    budget = _SLICE
+    try:
+        e = nxt[0]
+        while e != tail:
+            budget -= 1
+            if not budget:
+                yield
+                budget = _SLICE
+            if e & 1:  # a call
+                k = e >> 1
+                ok, newState = step(state, inputs[k], outputs[k])
+                if not ok:
+                    e = nxt[e]
+                    continue
+                newLinearized = linearized | (1 << k)
+                if hashed is not None:
+                    key = (newLinearized, newState)
+                    try:
+                        if key in hashed:
+                            e = nxt[e]
+                            continue
+                        hashed.add(key)
+                    except TypeError:  # an unhashable state: move to Go's bucket lists
+                        for lin, s in hashed:
+                            cache.setdefault(lin, []).append(s)
+                        hashed = None
+                if hashed is None:
+                    seen = cache.get(newLinearized)
+                    if seen is None:
+                        cache[newLinearized] = [newState]
+                    elif any(equal(newState, s) for s in seen):
+                        e = nxt[e]
+                        continue
+                    else:
+                        seen.append(newState)
+                callIds.append(k)
+                callStates.append(state)
+                callLins.append(linearized)
+                if computePartial:
+                    top = (k, top)
+                    posDepth.append(0)
+                    posCell.append(None)
+                state = newState
+                linearized = newLinearized
+                # lift the call and its return out of the list
+                p = prv[e]
+                x = nxt[e]
+                nxt[p] = x
+                prv[x] = p
+                r = e + 1
+                p = prv[r]
+                x = nxt[r]
+                nxt[p] = x
+                prv[x] = p
+                e = nxt[0]
+            else:  # a return whose call is not linearized: backtrack
+                if not callIds:
+                    return False
+                k = callIds.pop()
+                if computePartial:
+                    t = len(callIds)
+                    d = posDepth.pop()
+                    c = posCell.pop()
+                    if not d:  # nothing deeper seen above: this backtrack is the deepest
+                        d = t + 1
+                        c = top
+                    if d > bestLen[k]:
+                        bestLen[k] = d
+                        longest[k] = c
+                    if t and d > posDepth[-1]:
+                        posDepth[-1] = d
+                        posCell[-1] = c
+                    top = top[1]
+                state = callStates.pop()
+                linearized = callLins.pop()
+                # unlift the call c and its return r
+                c = 2 * k + 1
+                r = c + 1
+                nxt[prv[r]] = r
+                prv[nxt[r]] = r
+                nxt[prv[c]] = c
+                prv[nxt[c]] = c
+                e = nxt[c]
+        # the whole partition is linearized, in the order of the stack
+        finished = True
+        seq = callIds[:]
+        for i in range(n):
+            longest[i] = seq
+        return True
+    finally:
+        if computePartial and not finished:
+            # stopped or failed: stacked ids still get what they have seen, then cells -> lists
+            for t in range(len(callIds) - 1, -1, -1):
+                d = posDepth[t]
+                c = posCell[t]
+                if not d:
+                    continue
+                k = callIds[t]
+                if d > bestLen[k]:
+                    bestLen[k] = d
+                    longest[k] = c
+                if t and d > posDepth[t - 1]:
+                    posDepth[t - 1] = d
+                    posCell[t - 1] = c
+            cells = longest[:]  # keeps every cell alive, so that id() stays unique
+            lists = {}
+            for i, c in enumerate(cells):
+                if c is not None:
+                    seq = lists.get(id(c))
+                    if seq is None:
+                        seq = lists[id(c)] = []
+                        while c is not None:
+                            seq.append(c[0])
+                            c = c[1]
+                        seq.reverse()
+                    longest[i] = seq
+
+
+def fillDefault(model: Model) -> Model:
+    model = dataclasses.replace(model)  # Go passes the Model by value
+    if model.Partition is None:
+        model.Partition = NoPartition
+    if model.PartitionEvent is None:
+        model.PartitionEvent = NoPartitionEvent
+    if model.Equal is None:
+        model.Equal = ShallowEqual
+    if model.DescribeOperation is None:
+        model.DescribeOperation = DefaultDescribeOperation
+    if model.DescribeState is None:
+        model.DescribeState = DefaultDescribeState
+    return model
+
+
+def checkParallel(
+    model: Model, history: List[List[entry]], computeInfo: bool, timeout: Optional[float]
+) -> Tuple[CheckResult, LinearizationInfo]:
+    # Python threads do not run in parallel, so the partitions' searches are interleaved in this
+    # thread, round robin, _SLICE steps at a time: like goroutines on one core, a quick verdict
+    # on one partition is never stuck behind a slow partition.
+    searches = []
+    longest = []
+    for subhistory in history:
+        lg = [None] * (len(subhistory) // 2)
+        longest.append(lg)
+        searches.append(checkSingle(model, subhistory, computeInfo, lg))
+    deadline = time.monotonic() + timeout if timeout and timeout > 0 else None
+    ok = True
+    timedOut = False
+    # Go waits forever on an empty history without a timeout, and returns Unknown at the
+    # timeout otherwise; here the first case returns Ok (nothing to check) and the second at once.
+    if not history and deadline is not None:
+        timedOut = True
+    running = list(range(len(searches)))
+    stop = False
+    while running and not stop:
+        still = []
+        for i in running:
+            if deadline is not None and time.monotonic() >= deadline:
+                timedOut = True  # if we time out, we might get a false positive
+                stop = True
+                break
+            try:
+                next(searches[i])
+                still.append(i)
+            except StopIteration as done:
+                if not done.value:
+                    ok = False
+                    if not computeInfo:
+                        stop = True
+                        break
+        running = still
+    for s in searches:
+        s.close()
+    info = LinearizationInfo()
+    if computeInfo:
+        partialLinearizations = []
+        for lg in longest:
+            # the distinct prefixes (shared list objects), in order of first appearance
+            seen = set()
+            partials = []
+            for v in lg:
+                if v is not None and id(v) not in seen:
+                    seen.add(id(v))
+                    partials.append(list(v))
+            partialLinearizations.append(partials)
+        info.history = history
+        info.partialLinearizations = partialLinearizations
+    if not ok:
+        result = Illegal
+    elif timedOut:
+        result = Unknown
+    else:
+        result = Ok
+    return result, info
+
+
+def _noCycleCollection(check):
+    # The check allocates many objects but no reference cycles; a full cyclic collection of a
+    # big test process in the middle of it could eat much of a 1 s budget, so it is paused.
+    def run(*args):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return check(*args)
+        finally:
+            if enabled:
+                gc.enable()
+
+    run.__name__ = check.__name__
+    run.__doc__ = check.__doc__
+    return run
+
+
+@_noCycleCollection
+def checkEvents(model: Model, history: List[Event], verbose: bool, timeout: Optional[float]):
+    model = fillDefault(model)
+    partitions = model.PartitionEvent(history)
+    l = [convertEntries(renumber(subhistory)) for subhistory in partitions]
+    return checkParallel(model, l, verbose, timeout)
+
+
+@_noCycleCollection
+def checkOperations(model: Model, history: List[Operation], verbose: bool, timeout: Optional[float]):
+    model = fillDefault(model)
+    partitions = model.Partition(history)
+    l = [makeEntries(subhistory) for subhistory in partitions]
+    return checkParallel(model, l, verbose, timeout)
+
