@@ -1,0 +1,255 @@
+"""HTML visualization of a checked history. Python twin of porcupine/visualization.go.
+
+The page is self-contained (inline CSS and JavaScript, no external resources). Per partition it
+draws each client's operations as bars on a time line (times compressed to their order), the
+longest linearization found as a path through linearization points, and, where that
+linearization stops, the operations that could not come next (red). Hovering an operation shows
+the states before and after it; clicking one shows the longest linearization that contains it.
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Dict, List
+
+from .checker import LinearizationInfo, callEntry, fillDefault
+from .model import Model
+
+
+def computeVisualizationData(model: Model, info: LinearizationInfo) -> List[Dict[str, Any]]:
+    """Per partition: History (by op id), PartialLinearizations (longest first), Largest.
+
+    Besides Go's fields, each partition carries InitialState (DescribeState of Init()), which the
+    page shows as the state before the first step.
+    """
+    model = fillDefault(model)
+    data = []
+    for partition, entries in enumerate(info.history):
+        n = len(entries) // 2
+        history = [{"ClientId": 0, "Start": 0, "End": 0, "Description": ""} for _ in range(n)]
+        callValue = {}
+        returnValue = {}
+        for elem in entries:
+            h = history[elem.id]
+            if elem.kind == callEntry:
+                h["ClientId"] = elem.clientId
+                h["Start"] = elem.time
+                callValue[elem.id] = elem.value
+            else:
+                h["End"] = elem.time
+                h["Description"] = model.DescribeOperation(callValue[elem.id], elem.value)
+                returnValue[elem.id] = elem.value
+        largestIndex = {}
+        largestSize = {}
+        partials = sorted(info.partialLinearizations[partition], key=len, reverse=True)
+        linearizations = []
+        for i, partial in enumerate(partials):
+            linearization = []
+            state = model.Init()
+            for histId in partial:
+                ok, state = model.Step(state, callValue[histId], returnValue[histId])
+                if not ok:
+                    raise RuntimeError("valid partial linearization returned non-ok result from model step")
+                linearization.append({"Index": histId, "StateDescription": model.DescribeState(state)})
+                if largestSize.get(histId, 0) < len(partial):
+                    largestSize[histId] = len(partial)
+                    largestIndex[histId] = i
+            linearizations.append(linearization)
+        data.append(
+            {
+                "History": history,
+                "PartialLinearizations": linearizations,
+                "Largest": largestIndex,
+                "InitialState": model.DescribeState(model.Init()),
+            }
+        )
+    return data
+
+
+def _summary(data) -> str:
+    rows = []
+    for i, p in enumerate(data):
+        n = len(p["History"])
+        best = len(p["PartialLinearizations"][0]) if p["PartialLinearizations"] else 0
+        verdict = "linearizable" if best == n else "no complete linearization found"
+        cls = "" if best == n else ' class="bad"'
+        rows.append(
+            f"<li{cls}>partition {i}: {n} operations, longest linearization "
+            f"{best} of {n}: {html.escape(verdict)}</li>"
+        )
+    return "\n".join(rows)
+
+
+def Visualize(model: Model, info: LinearizationInfo, fileobj) -> None:
+    """Write the HTML page for info (from a Verbose check) to fileobj (text or binary)."""
+    data = computeVisualizationData(model, info)
+    # "<" escaped so that no string in the data can end the script element
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
+    page = _PAGE.replace("@SUMMARY@", _summary(data)).replace("@DATA@", payload)
+    try:
+        fileobj.write(page)
+    except TypeError:
+        fileobj.write(page.encode("utf-8"))
+
+
+def VisualizePath(model: Model, info: LinearizationInfo, path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        Visualize(model, info, f)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Linearizability check</title>
+<style>
+body { font: 13px/1.45 system-ui, sans-serif; margin: 1em 1.5em; color: #222; }
+h1 { font-size: 18px; margin: 0 0 .4em; }
+h2 { font-size: 14px; margin: 1.4em 0 .3em; }
+.bad { color: #b00; }
+.legend span { margin-right: 1.4em; white-space: nowrap; }
+.sw { display: inline-block; width: 14px; height: 10px; vertical-align: middle; margin-right: 4px; border: 1px solid #777; }
+.scroll { overflow-x: auto; border: 1px solid #ddd; background: #fcfcfc; }
+svg text { font: 11px monospace; pointer-events: none; }
+svg .lbl { fill: #555; }
+rect.op { fill: #e3e8ef; stroke: #8a96a8; cursor: pointer; }
+rect.op.lin { fill: #d4ead0; stroke: #6b9a63; }
+rect.op.fail { fill: #f7d2d2; stroke: #c00; }
+rect.op.sel { stroke-width: 2.5; stroke: #222; }
+line.lp { stroke: #777; stroke-width: 2; }
+line.lp.bad { stroke: #d00; stroke-width: 3; }
+polyline.order { fill: none; stroke: #999; stroke-width: 1; stroke-dasharray: 3 3; }
+#tip { position: fixed; display: none; z-index: 9; background: #fff; border: 1px solid #888;
+  padding: 5px 8px; max-width: 46em; font: 12px/1.4 monospace; white-space: pre-wrap;
+  box-shadow: 2px 2px 6px rgba(0, 0, 0, .25); }
+</style>
+</head>
+<body>
+<h1>Linearizability check</h1>
+<p class="legend">
+<span><i class="sw" style="background:#777"></i>Valid LP</span>
+<span><i class="sw" style="background:#d00"></i>Invalid LP</span>
+<span><i class="sw" style="background:#d4ead0"></i>in the shown linearization</span>
+<span><i class="sw" style="background:#f7d2d2"></i>could not be linearized next</span>
+<a href="#" id="jump">[ jump to first error ]</a>
+</p>
+<ul>
+@SUMMARY@
+</ul>
+<p>The x axis is the order of calls and returns. Hover an operation for its states; click it
+to show the longest linearization containing it.</p>
+<div id="parts"></div>
+<div id="tip"></div>
+<script type="application/json" id="history-data">@DATA@</script>
+<script>
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("history-data").textContent);
+  var NS = "http://www.w3.org/2000/svg", ROW = 30, BAR = 20, LEFT = 84, TOP = 14;
+  var tip = document.getElementById("tip"), views = [];
+
+  function mk(tag, attrs, parent, text) {
+    var e = document.createElementNS(NS, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+
+  function draw(p, pi) {
+    var ops = p.History, n = ops.length, times = [], clients = [], row = {}, rank = new Map();
+    ops.forEach(function (o) { times.push(o.Start, o.End); if (!(o.ClientId in row)) { row[o.ClientId] = 0; clients.push(o.ClientId); } });
+    times.sort(function (a, b) { return a - b; });
+    times = times.filter(function (t, i) { return i === 0 || t !== times[i - 1]; });
+    times.forEach(function (t, i) { rank.set(t, i); });
+    clients.sort(function (a, b) { return a - b; }).forEach(function (c, i) { row[c] = i; });
+    var unit = Math.max(3, Math.min(18, 40000 / Math.max(1, times.length)));
+    var best = p.PartialLinearizations.length ? p.PartialLinearizations[0].length : 0;
+    var sec = document.createElement("section"), h = document.createElement("h2");
+    sec.id = "partition-" + pi;
+    h.textContent = "Partition " + pi + ": " + n + " operations, " + clients.length + " clients, " +
+      (best === n ? "linearizable" : "longest linearization " + best + " of " + n + ": no complete linearization found");
+    if (best !== n) h.className = "bad";
+    var box = document.createElement("div");
+    box.className = "scroll";
+    var W = LEFT + (times.length + 1) * unit + 10, H = TOP + clients.length * ROW + 8;
+    var svg = mk("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H });
+    clients.forEach(function (c) { mk("text", { x: 6, y: TOP + row[c] * ROW + BAR / 2 + 4, "class": "lbl" }, svg, "client " + c); });
+    var v = { p: p, pi: pi, ok: best === n, sec: sec, rects: [], x0: [], x1: [], y: [], pos: {}, fail: {}, lin: [] };
+    ops.forEach(function (o, id) {
+      var x0 = LEFT + rank.get(o.Start) * unit, x1 = LEFT + rank.get(o.End) * unit + unit * 0.8, y = TOP + row[o.ClientId] * ROW;
+      var r = mk("rect", { x: x0, y: y, width: Math.max(2, x1 - x0), height: BAR, rx: 3, "class": "op" }, svg);
+      var chars = Math.floor((x1 - x0 - 6) / 6.6);
+      if (chars >= 3) mk("text", { x: x0 + 3, y: y + BAR / 2 + 4 }, svg, o.Description.length > chars ? o.Description.slice(0, chars - 1) + "\\u2026" : o.Description);
+      r.addEventListener("mousemove", function (ev) { showTip(v, id, ev); });
+      r.addEventListener("mouseleave", function () { tip.style.display = "none"; });
+      r.addEventListener("click", function () { select(v, id in p.Largest ? p.Largest[id] : -1, id); });
+      v.rects.push(r); v.x0.push(x0); v.x1.push(x1); v.y.push(y);
+    });
+    v.layer = mk("g", {}, svg);
+    box.appendChild(svg); sec.appendChild(h); sec.appendChild(box);
+    document.getElementById("parts").appendChild(sec);
+    return v;
+  }
+
+  // Show partial linearization li of partition view v: linearization points joined in order,
+  // then the operations that could have come next, all of which fail, in red.
+  function select(v, li, selected) {
+    var p = v.p, ops = p.History, lin = li >= 0 ? p.PartialLinearizations[li] : [];
+    while (v.layer.firstChild) v.layer.removeChild(v.layer.firstChild);
+    v.rects.forEach(function (r, id) { r.setAttribute("class", "op" + (id === selected ? " sel" : "")); });
+    v.lin = lin; v.pos = {}; v.fail = {};
+    var prev = -Infinity, pts = [];
+    lin.forEach(function (s, j) {
+      var id = s.Index, x = Math.min(Math.max(prev + 3, v.x0[id] + 2), v.x1[id] - 2);
+      v.pos[id] = j; prev = x;
+      v.rects[id].classList.add("lin");
+      mk("line", { x1: x, x2: x, y1: v.y[id] - 3, y2: v.y[id] + BAR + 3, "class": "lp" }, v.layer);
+      pts.push(x + "," + (v.y[id] + BAR / 2));
+    });
+    if (pts.length > 1) mk("polyline", { points: pts.join(" "), "class": "order" }, v.layer);
+    if (lin.length < ops.length) {
+      var minEnd = Infinity;
+      ops.forEach(function (o, id) { if (!(id in v.pos) && o.End < minEnd) minEnd = o.End; });
+      ops.forEach(function (o, id) {
+        if (id in v.pos || o.Start > minEnd) return;
+        v.fail[id] = true;
+        v.rects[id].classList.add("fail");
+        var x = Math.min(Math.max(prev + 3, v.x0[id] + 2), v.x1[id] - 2);
+        mk("line", { x1: x, x2: x, y1: v.y[id] - 3, y2: v.y[id] + BAR + 3, "class": "lp bad" }, v.layer);
+      });
+    }
+  }
+
+  function showTip(v, id, ev) {
+    var p = v.p, o = p.History[id], lin = v.lin, t = o.Description + "\\nclient " + o.ClientId +
+      ", call " + o.Start + ", return " + o.End + "\\n";
+    if (id in v.pos) {
+      var j = v.pos[id];
+      t += "step " + (j + 1) + " of " + lin.length + " in this linearization\\nstate before: " +
+        (j ? lin[j - 1].StateDescription : p.InitialState) + "\\nstate after:  " + lin[j].StateDescription;
+    } else if (v.fail[id]) {
+      t += "could not be linearized next; state after step " + lin.length + ": " +
+        (lin.length ? lin[lin.length - 1].StateDescription : p.InitialState);
+    } else {
+      t += "not in the shown linearization (click to show the longest one containing it)";
+    }
+    tip.textContent = t;
+    tip.style.display = "block";
+    tip.style.left = Math.min(ev.clientX + 14, window.innerWidth - tip.offsetWidth - 8) + "px";
+    tip.style.top = (ev.clientY + 14) + "px";
+  }
+
+  data.forEach(function (p, pi) { var v = draw(p, pi); views.push(v); select(v, p.PartialLinearizations.length ? 0 : -1, -1); });
+  document.getElementById("jump").addEventListener("click", function (ev) {
+    ev.preventDefault();
+    for (var i = 0; i < views.length; i++) {
+      if (!views[i].ok) { select(views[i], views[i].p.PartialLinearizations.length ? 0 : -1, -1); views[i].sec.scrollIntoView(); return; }
+    }
+    alert("Every partition is linearizable.");
+  });
+})();
+</script>
+</body>
+</html>
+"""
