@@ -398,7 +398,7 @@ class Raft:
                 # The replicator waits on an RPC that may never return (an unreachable
                 # peer is answered only after up to 7 s): send this one on the side.
                 threading.Thread(
-                    target=self._sendAppend, args=(peer,), name=f"raft{self.me}-heartbeat", daemon=True
+                    target=self._sendAppendsWhileBehind, args=(peer,), name=f"raft{self.me}-heartbeat", daemon=True
                 ).start()
             else:
                 self.replicatePending[peer] = True
@@ -427,6 +427,10 @@ class Raft:
                 self.inflightSince[peer] = None
                 if more:
                     self.replicatePending[peer] = True
+
+    def _sendAppendsWhileBehind(self, peer):
+        while self._sendAppend(peer):
+            pass
 
     def _sendAppend(self, peer):
         """Send one AppendEntries (or InstallSnapshot) to peer and handle the
@@ -506,6 +510,7 @@ class Raft:
             if Debug:
                 DPrintf("CMIT", self.me, "T%d commit %d", self.currentTerm, n)
             self.applyCond.notify()
+            self._replicateNow()  # tell the followers now rather than at the next heartbeat
 
     # ---- replication: follower side -------------------------------------------------------
 
