@@ -5,7 +5,7 @@ registered dataclasses travel as msgpack extension values holding the type's
 registered name and its init fields in order, so a decoded value is always a
 fresh object of the same type and nothing is shared between peers.
 
-Supported values: None, bool, int (64-bit), float, str, bytes, list, dict and
+Supported values: None, bool, int (Go's int64 range), float, str, bytes, list, dict and
 registered dataclasses, nested freely.  Anything else raises TypeError naming
 the type, at encode time, in the encoding thread.
 """
@@ -119,7 +119,7 @@ def _default_hook(obj):
         if dataclasses.is_dataclass(cls):
             raise TypeError(f"labgob: type {cls.__qualname__} is not registered (call labgob.Register)")
         if cls is int:
-            raise TypeError(f"labgob: integer {obj} is outside the 64-bit range")
+            raise TypeError(f"labgob: integer {obj} is outside Go's int64 range")
         if isinstance(obj, int) and not isinstance(obj, bool):
             raise TypeError(f"labgob: cannot encode {cls.__qualname__} (an int subclass); pass int(value)")
         raise TypeError(f"labgob: cannot encode values of type {cls.__qualname__}")
@@ -129,9 +129,34 @@ def _default_hook(obj):
 
 def _pack(value):
     try:
-        return msgpack.packb(value, default=_default_hook, strict_types=True, use_bin_type=True)
+        data = msgpack.packb(value, default=_default_hook, strict_types=True, use_bin_type=True)
     except OverflowError as e:
         raise TypeError(f"labgob: integer out of the 64-bit range: {e}") from None
+    # msgpack also takes ints up to 2**64-1 (as uint64, marker 0xcf); Go's int stops at
+    # 2**63-1.  The marker byte is rare, so only then is the value walked to look.
+    if b"\xcf" in data:
+        _check_int64(value)
+    return data
+
+
+_INT64_MAX = (1 << 63) - 1
+
+
+def _check_int64(value):
+    t = type(value)
+    if t is int:
+        if value > _INT64_MAX:
+            raise TypeError(f"labgob: integer {value} is outside Go's int64 range")
+    elif t is list:
+        for v in value:
+            _check_int64(v)
+    elif t is dict:
+        for k, v in value.items():
+            _check_int64(k)
+            _check_int64(v)
+    elif t in _by_class:
+        for n in _by_class[t][1]:
+            _check_int64(getattr(value, n))
 
 
 def _ext_hook(code, data):
@@ -217,21 +242,26 @@ def NewDecoder(r):
 
 def checkDefault(obj):
     """Twin of Go's default check: decoding into an object that already holds
-    non-default values hides bugs (a reused reply, state read twice)."""
+    non-default values hides bugs (a reused reply, state read twice).  As in Go,
+    each non-default scalar field counts once and only the first is reported."""
     global errorCount, _warned_default
     defaults = _defaults.get(type(obj))
     if defaults is None or vars(obj) == defaults:
         return
     for name, default in defaults.items():
-        if default is not dataclasses.MISSING and getattr(obj, name, default) != default:
-            with mu:
-                errorCount += 1
-                first = not _warned_default
-                _warned_default = True
-            if first:
-                print(
-                    f"labgob warning: Decoding into a non-default variable/field {name} "
-                    f"of {type(obj).__name__} may not work",
-                    file=sys.stderr,
-                )
-            return
+        value = getattr(obj, name, default)
+        if default is dataclasses.MISSING or type(value) not in _SCALARS or value == default:
+            continue
+        with mu:
+            errorCount += 1
+            first = not _warned_default
+            _warned_default = True
+        if first:
+            print(
+                f"labgob warning: Decoding into a non-default variable/field {name} "
+                f"of {type(obj).__name__} may not work",
+                file=sys.stderr,
+            )
+
+
+_SCALARS = (bool, int, float, str, bytes)
