@@ -42,8 +42,12 @@ __all__ = [
 HEARTBEAT_INTERVAL = 0.100  # seconds; the tests allow at most ~10 heartbeats a second per peer
 ELECTION_TIMEOUT_MIN = 0.300  # a random timeout in [min, max) avoids split votes
 ELECTION_TIMEOUT_MAX = 0.500
+# After an RPC carrying entries is lost, the replicator tries again this soon
+# rather than at the next heartbeat.
+RETRY_AFTER_LOSS = 0.020
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
+_LOST = "lost"  # what _sendAppend returns when its RPC got no reply
 
 
 @dataclasses.dataclass
@@ -422,19 +426,24 @@ class Raft:
                     return
                 self.replicatePending[peer] = False
                 self.inflightSince[peer] = time.monotonic()
-            more = self._sendAppend(peer)
+            result = self._sendAppend(peer)
             with self.mu:
                 self.inflightSince[peer] = None
-                if more:
+                if result is _LOST:
+                    if self.state == LEADER and self.nextIndex[peer] <= self.lastLogIndex():
+                        cond.wait(RETRY_AFTER_LOSS)
+                        self.replicatePending[peer] = True
+                elif result:
                     self.replicatePending[peer] = True
 
     def _sendAppendsWhileBehind(self, peer):
-        while self._sendAppend(peer):
+        while self._sendAppend(peer) is True:
             pass
 
     def _sendAppend(self, peer):
         """Send one AppendEntries (or InstallSnapshot) to peer and handle the
-        reply.  Returns True when the peer still lacks entries we could send now."""
+        reply.  Returns True when the peer still lacks entries we could send now,
+        _LOST when the network lost the request or the reply."""
         with self.mu:
             if self.state != LEADER or self.dead:
                 return False
@@ -451,7 +460,7 @@ class Raft:
 
         reply = AppendEntriesReply()
         if not self.peers[peer].Call("Raft.AppendEntries", args, reply):
-            return False
+            return _LOST
         with self.mu:
             if reply.Term > self.currentTerm:
                 self._becomeFollower(reply.Term)
@@ -488,7 +497,7 @@ class Raft:
     def _sendSnapshot(self, peer, args):
         reply = InstallSnapshotReply()
         if not self.peers[peer].Call("Raft.InstallSnapshot", args, reply):
-            return False
+            return _LOST
         with self.mu:
             if reply.Term > self.currentTerm:
                 self._becomeFollower(reply.Term)
