@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PYTEST) tests
 
 test-framework: $(STAMP)
-	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests
+	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs
 
 test-lab2: $(STAMP)
 	$(PYTEST) tests/raft

@@ -24,6 +24,7 @@ class Clerk:
         self.clientId = nrand()
         self.seqNum = 0
         self.leader = random.randrange(len(servers))  # the server that answered last
+        self.failures = 0  # failed attempts in a row
 
     def Get(self, key):
         """Fetch the current value for a key; "" if the key does not exist.
@@ -49,13 +50,14 @@ class Clerk:
         True when a server gave a definite answer."""
         ok = self.servers[self.leader].Call(svcMeth, args, reply)
         if ok and reply.Err in (OK, ErrNoKey):
+            self.failures = 0
             return True
         if Debug:
             DPrintf("CLNT", self.leader, "C%x %s #%d: %s", self.clientId & 0xFFFF, svcMeth, args.SeqNum,
                     reply.Err if ok else "no reply")
         self.leader = (self.leader + 1) % len(self.servers)
-        self._failures = getattr(self, "_failures", 0) + 1
-        if self._failures % len(self.servers) == 0:
+        self.failures += 1
+        if self.failures % len(self.servers) == 0:
             time.sleep(RETRY_ROUND_PAUSE)
         return False
 
