@@ -1,3 +1,4 @@
+# BEGIN SOLUTION
 """A Raft peer: the interface the tester and the key/value service use.
 
     rf = Make(peers, me, persister, applyCh)   create a peer
@@ -16,9 +17,24 @@ Threads (goroutines in Go), all ending after Kill():
   election and heartbeat senders: short-lived, one per RPC that must not wait
                behind another (votes; heartbeats to a peer whose last RPC hangs)
 """
+# END SOLUTION
+#> """A Raft peer: the interface the tester and the key/value service use.
+#>
+#>     rf = Make(peers, me, persister, applyCh)   create a peer
+#>     index, term, isLeader = rf.Start(command)  start agreement on a new log entry
+#>     term, isLeader = rf.GetState()              ask a peer its term and whether it leads
+#>     rf.Snapshot(index, snapshot)                the service has snapshotted up to index
+#>     rf.Kill()                                   stop the peer and all its threads
+#>
+#> Each time a new entry is committed to the log, each peer sends an ApplyMsg
+#> for it on applyCh, to the service (or tester) on the same server.
+#> """
 
 import dataclasses
+# BEGIN SOLUTION
 import io
+# END SOLUTION
+#> # import io
 import random
 import threading
 import time
@@ -29,16 +45,19 @@ from .util import DPrintf, Debug
 
 __all__ = [
     "ApplyMsg",
+    # BEGIN SOLUTION
     "AppendEntriesArgs",
     "AppendEntriesReply",
     "InstallSnapshotArgs",
     "InstallSnapshotReply",
+    # END SOLUTION
     "Make",
     "Raft",
     "RequestVoteArgs",
     "RequestVoteReply",
 ]
 
+# BEGIN SOLUTION
 HEARTBEAT_INTERVAL = 0.100  # seconds; the tests allow at most ~10 heartbeats a second per peer
 ELECTION_TIMEOUT_MIN = 0.300  # a random timeout in [min, max) avoids split votes
 ELECTION_TIMEOUT_MAX = 0.500
@@ -48,16 +67,21 @@ RETRY_AFTER_LOSS = 0.020
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
 _LOST = "lost"  # what _sendAppend returns when its RPC got no reply
+# END SOLUTION
 
 
 @dataclasses.dataclass
 class ApplyMsg:
     """What a peer sends on applyCh: a committed command, or a snapshot to install."""
+    #> # Set CommandValid to True when the message carries a newly committed log
+    #> # entry.  In part 2D other kinds of messages (snapshots) travel on applyCh
+    #> # too: set CommandValid to False for those.
 
     CommandValid: bool = False
     Command: object = None
     CommandIndex: int = 0
 
+    #> # For 2D:
     SnapshotValid: bool = False
     Snapshot: bytes = b""
     SnapshotTerm: int = 0
@@ -67,15 +91,26 @@ class ApplyMsg:
 @labgob.Register
 @dataclasses.dataclass
 class RequestVoteArgs:
+    #> """Example RequestVote RPC arguments.  Give every field a default value;
+    #> @labgob.Register lets the class travel over labrpc."""
+    #>
+    #> # Your data here (2A, 2B).
+    # BEGIN SOLUTION
     Term: int = 0
     CandidateId: int = 0
     LastLogIndex: int = 0
     LastLogTerm: int = 0
+    # END SOLUTION
 
 
 @labgob.Register
 @dataclasses.dataclass
 class RequestVoteReply:
+    #> """Example RequestVote RPC reply.  Give every field a default value: the
+    #> handler is given an empty RequestVoteReply() to fill in."""
+    #>
+    #> # Your data here (2A).
+    # BEGIN SOLUTION
     Term: int = 0
     VoteGranted: bool = False
 
@@ -117,9 +152,12 @@ class InstallSnapshotArgs:
 @dataclasses.dataclass
 class InstallSnapshotReply:
     Term: int = 0
+    # END SOLUTION
 
 
 class Raft:
+    #> """A single Raft peer."""
+    # BEGIN SOLUTION
     """A single Raft peer.
 
     The log is a list of [term, command] pairs (lists, not objects, so that
@@ -127,6 +165,7 @@ class Raft:
     covered by the snapshot: its term is lastIncludedTerm and its command is
     None.  Log index i lives at log[i - lastIncludedIndex].
     """
+    # END SOLUTION
 
     def __init__(self, peers, me, persister, applyCh):
         self.mu = threading.Lock()  # protects everything below
@@ -134,6 +173,10 @@ class Raft:
         self.persister = persister  # holds this peer's persisted state
         self.me = me  # this peer's index into peers
         self.dead = False  # set by Kill()
+        #>
+        #> # Your data here (2A, 2B, 2C).
+        #> # Figure 2 of the paper describes the state a Raft server keeps.
+        # BEGIN SOLUTION
         self.applyCh = applyCh
 
         # Persistent state (Figure 2), plus the snapshot's boundary.
@@ -161,19 +204,34 @@ class Raft:
         self.tickerCond = threading.Condition(self.mu)
         self.applyCond = threading.Condition(self.mu)
         self.replicateCond = [threading.Condition(self.mu) for _ in range(n)]
+        # END SOLUTION
 
     # ---- state the tester and services read ----------------------------------
 
     def GetState(self):
         """Return currentTerm and whether this server believes it is the leader."""
+        #> term = 0
+        #> isleader = False
+        #> # Your code here (2A).
+        #> return term, isleader
+        # BEGIN SOLUTION
         with self.mu:
             return self.currentTerm, self.state == LEADER
+        # END SOLUTION
 
     def Start(self, command):
         """Start agreement on the next command, if this server is the leader.
 
         Returns at once (index, term, isLeader); there is no guarantee that the
         command will ever be committed."""
+        #> index = -1
+        #> term = -1
+        #> isLeader = True
+        #>
+        #> # Your code here (2B).
+        #>
+        #> return index, term, isLeader
+        # BEGIN SOLUTION
         with self.mu:
             if self.state != LEADER or self.dead:
                 return -1, self.currentTerm, False
@@ -186,9 +244,15 @@ class Raft:
             self._replicateNow()
             self._advanceCommitIndex()
             return index, self.currentTerm, True
+        # END SOLUTION
 
     def Kill(self):
         """Stop this peer: every thread it started ends soon after."""
+        #> # A thread with a long-running loop checks killed() and ends once
+        #> # Kill() has been called: the tests check that no thread is left.
+        #> self.dead = True
+        #> # Your code here, if desired.
+        # BEGIN SOLUTION
         with self.mu:
             self.dead = True
             self.tickerCond.notify_all()
@@ -197,10 +261,12 @@ class Raft:
                 c.notify_all()
         if Debug:
             DPrintf("DROP", self.me, "killed")
+        # END SOLUTION
 
     def killed(self):
         return self.dead
 
+    # BEGIN SOLUTION
     # ---- log helpers (caller holds mu) ----------------------------------------
 
     def lastLogIndex(self):
@@ -230,9 +296,23 @@ class Raft:
             self._encoded = []
         self.lastIncludedIndex = index
 
+    # END SOLUTION
     # ---- persistence ------------------------------------------------------------
 
     def persist(self):
+        #> """Save Raft's persistent state (Figure 2 says what it is) to stable
+        #> storage, where a restarted peer finds it.  Until snapshots are
+        #> implemented, pass None as Save's second argument; after that, pass the
+        #> current snapshot (None if there is none yet)."""
+        #> # Your code here (2C).
+        #> # Example:
+        #> # w = io.BytesIO()
+        #> # e = labgob.NewEncoder(w)
+        #> # e.Encode(self.xxx)
+        #> # e.Encode(self.yyy)
+        #> # raftstate = w.getvalue()
+        #> # self.persister.Save(raftstate, None)
+        # BEGIN SOLUTION
         """Save currentTerm, votedFor, the log and the snapshot boundary (and the
         snapshot itself) to stable storage, where a restarted peer finds them."""
         w = io.BytesIO()
@@ -247,11 +327,28 @@ class Raft:
         self.persister.Save(w.getvalue(), self.snapshot)
         if Debug:
             DPrintf("PERS", self.me, "T%d saved vote=%d last=%d", self.currentTerm, self.votedFor, self.lastLogIndex())
+        # END SOLUTION
 
+    # BEGIN SOLUTION
     def readPersist(self, data, snapshot):
         """Restore previously persisted state; a corrupted state is an error, not a fresh start."""
+        # END SOLUTION
+    #> def readPersist(self, data):
+        #> """Restore previously persisted state."""
         if not data:  # bootstrap without any state
             return
+        #> # Your code here (2C).
+        #> # Example:
+        #> # d = labgob.NewDecoder(io.BytesIO(data))
+        #> # try:
+        #> #     xxx = d.Decode()
+        #> #     yyy = d.Decode()
+        #> # except labgob.DecodeError:
+        #> #     error...
+        #> # else:
+        #> #     self.xxx = xxx
+        #> #     self.yyy = yyy
+        # BEGIN SOLUTION
         try:
             d = labgob.NewDecoder(io.BytesIO(data))
             currentTerm = d.Decode()
@@ -277,12 +374,16 @@ class Raft:
             self.snapshot = snapshot
             # The service restores itself from the snapshot; entries before it are applied.
             self.commitIndex = self.lastApplied = lastIncludedIndex
+        # END SOLUTION
 
     # ---- snapshots from the service -----------------------------------------------
 
     def Snapshot(self, index, snapshot):
         """The service has created a snapshot holding all entries up to and
         including index: Raft no longer needs those entries and trims its log."""
+        #> # Your code here (2D).
+        #> pass
+        # BEGIN SOLUTION
         with self.mu:
             # The service calls this while taking entry `index` from applyCh, before
             # lastApplied has moved on, so the bound is commitIndex.
@@ -293,9 +394,11 @@ class Raft:
             self.persist()
             if Debug:
                 DPrintf("SNAP", self.me, "T%d service snapshot through %d", self.currentTerm, index)
+        # END SOLUTION
 
     # ---- elections ------------------------------------------------------------------
 
+    # BEGIN SOLUTION
     def _resetElectionTimer(self):
         self.electionDeadline = time.monotonic() + random.uniform(ELECTION_TIMEOUT_MIN, ELECTION_TIMEOUT_MAX)
 
@@ -312,7 +415,12 @@ class Raft:
         myTerm = self.log[-1][0]
         return lastLogTerm > myTerm or (lastLogTerm == myTerm and lastLogIndex >= self.lastLogIndex())
 
+    # END SOLUTION
     def RequestVote(self, args, reply):
+        #> """Example RequestVote RPC handler."""
+        #> # Your code here (2A, 2B).
+        #> pass
+        # BEGIN SOLUTION
         with self.mu:
             if args.Term > self.currentTerm:
                 self._becomeFollower(args.Term)
@@ -330,7 +438,24 @@ class Raft:
                 self._resetElectionTimer()
                 if Debug:
                     DPrintf("VOTE", self.me, "T%d granted vote to S%d", self.currentTerm, args.CandidateId)
+        # END SOLUTION
 
+    #> def sendRequestVote(self, server, args, reply):
+    #>     """Example code to send a RequestVote RPC to peers[server].
+    #>
+    #>     reply must be a RequestVoteReply, filled in place when the call
+    #>     succeeds.  labrpc simulates a lossy network: a peer may be unreachable,
+    #>     a request or a reply may be lost.  Call() returns True if a reply came
+    #>     back within a timeout, False otherwise (a dead or unreachable peer, a
+    #>     lost request or reply), so it may take a while to return.  It always
+    #>     returns, unless the handler on the other side never does: there is no
+    #>     need for timeouts of your own around Call().  See labrpc/labrpc.py.
+    #>     If an RPC does not work, check that the args and reply dataclasses
+    #>     are registered with labgob and give every field a default.
+    #>     """
+    #>     ok = self.peers[server].Call("Raft.RequestVote", args, reply)
+    #>     return ok
+    # BEGIN SOLUTION
     def _startElection(self):
         """Become a candidate and ask every peer for its vote (caller holds mu)."""
         self.state = CANDIDATE
@@ -373,10 +498,19 @@ class Raft:
             self.matchIndex[peer] = 0
         self.matchIndex[self.me] = last
         self.tickerCond.notify()  # the ticker announces the leadership at once
+    # END SOLUTION
 
     # ---- the ticker: election timeouts and heartbeats --------------------------------
 
     def ticker(self):
+        #> while not self.killed():
+        #>     # Your code here (2A)
+        #>     # Check if a leader election should be started.
+        #>
+        #>     # Sleep a random 50 to 350 ms.
+        #>     ms = 50 + random.randrange(300)
+        #>     time.sleep(ms / 1000)
+        # BEGIN SOLUTION
         with self.mu:
             self._resetElectionTimer()
             nextHeartbeat = 0.0
@@ -392,7 +526,9 @@ class Raft:
                     if now >= self.electionDeadline:
                         self._startElection()
                     self.tickerCond.wait(max(self.electionDeadline - time.monotonic(), 0.001))
+        # END SOLUTION
 
+    # BEGIN SOLUTION
     def _heartbeat(self, now):
         for peer in range(len(self.peers)):
             if peer == self.me:
@@ -651,6 +787,7 @@ def _array_header(n):
     if n < 1 << 16:
         return b"\xdc" + n.to_bytes(2, "big")
     return b"\xdd" + n.to_bytes(4, "big")
+# END SOLUTION
 
 
 def Make(peers, me, persister, applyCh):
@@ -658,11 +795,21 @@ def Make(peers, me, persister, applyCh):
     is peers[me]); persister holds what an earlier incarnation saved; committed
     entries go to applyCh.  Returns at once, with the peer's threads running."""
     rf = Raft(peers, me, persister, applyCh)
+    #>
+    #> # Your initialization code here (2A, 2B, 2C).
+    #>
     # initialize from state persisted before a crash
+    # BEGIN SOLUTION
     rf.readPersist(persister.ReadRaftState(), persister.ReadSnapshot())
+    # END SOLUTION
+    #> rf.readPersist(persister.ReadRaftState())
+    #>
+    #> # start the ticker thread, which starts elections
     threading.Thread(target=rf.ticker, name=f"raft{me}-ticker", daemon=True).start()
+    # BEGIN SOLUTION
     threading.Thread(target=rf.applier, name=f"raft{me}-applier", daemon=True).start()
     for peer in range(len(peers)):
         if peer != me:
             threading.Thread(target=rf.replicator, args=(peer,), name=f"raft{me}-replicator{peer}", daemon=True).start()
+    # END SOLUTION
     return rf
