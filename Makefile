@@ -10,7 +10,14 @@ WORKERS ?= 2
 TESTS   ?= 2A 2B 2C 2D 3A 3B
 
 .PHONY: install test test-lab2 test-lab3 test-2A test-2B test-2C test-2D test-3A test-3B \
-        test-framework stress bench clean
+        test-framework stress bench skeleton clean
+
+# `make skeleton DEST=dir` needs DEST; say so before anything is installed.
+ifneq ($(filter skeleton,$(MAKECMDGOALS)),)
+ifeq ($(strip $(DEST)),)
+$(error usage: make skeleton DEST=dir  (dir must be empty or absent))
+endif
+endif
 
 install: $(STAMP)
 
@@ -43,6 +50,11 @@ stress: $(STAMP)
 
 bench: $(STAMP)
 	$(VPY) -m bench
+
+# The student starting point: the project with raft/ and kvraft/ cut down to the lab's
+# skeleton, using the markers in those files (see tools/skeleton.py).
+skeleton: $(STAMP)
+	$(VPY) tools/skeleton.py '$(DEST)'
 
 clean:
 	rm -rf $(VENV) mtests-out
