@@ -79,15 +79,15 @@ class config:
         self.n = 0
         self.kvservers = []
         self.saved = []
-        self.endnames = []  # names of each server's sending ClientEnds
+        self.endnames = []  # endnames[i][j]: name of server i's end to server j
         self.clerks = {}  # id(ck) -> (ck, endnames); Clerk need not be hashable
         self.nextClientId = 0
         self.maxraftstate = 0
-        self.start = 0.0  # time at which make_config() was called
-        # begin()/end() statistics
-        self.t0 = 0.0  # time at which the test called cfg.begin()
-        self.rpcs0 = 0  # rpcTotal() at start of test
-        self.ops = 0  # number of clerk get/put/append method calls
+        self.start = 0.0  # when make_config() ran (for the time limit)
+        # what begin() records and end() reports
+        self.t0 = 0.0  # when begin() ran
+        self.rpcs0 = 0  # the RPC count when begin() ran
+        self.ops = 0  # Get/Put/Append wrapper calls since begin()
         self._ops_mu = threading.Lock()
         # Python-only bookkeeping: failures raised in helper threads, the
         # threads alive before the test, and the clerk stop switch.
@@ -164,7 +164,7 @@ class config:
     # ---- Go helpers ----
 
     def checkTimeout(self):
-        # enforce a two minute real-time limit on each test
+        # a test may run for at most two minutes of wall time
         if not self.failed() and time.monotonic() - self.start > TEST_TIME_LIMIT:
             pytest.fail("test took longer than 120 seconds")
 
@@ -205,7 +205,7 @@ class config:
             )
 
     def LogSize(self):
-        """Maximum log size across all servers."""
+        """The largest Raft state any server has persisted, in bytes."""
         logsize = 0
         for i in range(self.n):
             n = self.saved[i].RaftStateSize()
@@ -214,7 +214,7 @@ class config:
         return logsize
 
     def SnapshotSize(self):
-        """Maximum snapshot size across all servers."""
+        """The largest snapshot any server has persisted, in bytes."""
         snapshotsize = 0
         for i in range(self.n):
             n = self.saved[i].SnapshotSize()
@@ -413,11 +413,11 @@ class config:
         self.checkTimeout()
         self.checkThreadErrors()
         if not self.failed():
-            t = time.monotonic() - self.t0  # real time
-            npeers = self.n  # number of Raft peers
-            nrpc = self.rpcTotal() - self.rpcs0  # number of RPC sends
+            t = time.monotonic() - self.t0  # seconds since begin()
+            npeers = self.n  # servers, each with a Raft peer
+            nrpc = self.rpcTotal() - self.rpcs0  # RPCs sent since begin()
             with self._ops_mu:
-                ops = self.ops  # number of clerk get/put/append calls
+                ops = self.ops  # logged clerk operations
             print("  ... Passed --" + "  %4.1f  %d %5d %4d" % (t, npeers, nrpc, ops), flush=True)
 
 
@@ -438,13 +438,13 @@ def make_config(n, unreliable, maxraftstate):
     cfg.saved = [None] * cfg.n
     cfg.endnames = [None] * cfg.n
     cfg.clerks = {}
-    cfg.nextClientId = cfg.n + 1000  # client ids start 1000 above the highest serverid
+    cfg.nextClientId = cfg.n + 1000  # clerk numbers begin well above any server number
     cfg.maxraftstate = maxraftstate
     cfg.start = time.monotonic()
     threading.Thread(target=cfg._watchdog, name="kvtest-watchdog", daemon=True).start()
 
     try:
-        # create a full set of KV servers.
+        # start every server
         for i in range(cfg.n):
             cfg.StartServer(i)
 

@@ -239,7 +239,7 @@ def GenericTest(part, nclients, nservers, unreliable, crash, partitions, maxraft
         def client(cli, myck):
             j = 0
             try:
-                last = ""  # only used when not randomkeys
+                last = ""  # the expected value of our key (own keys only)
                 if not randomkeys:
                     Put(cfg, myck, str(cli), last, opLog, cli)
                 while not done_clients.is_set():
@@ -277,8 +277,9 @@ def GenericTest(part, nclients, nservers, unreliable, crash, partitions, maxraft
                 cfg.go(partitioner, cfg, ch_partitioner, done_partitioner)
             time.sleep(5)
 
-            done_clients.set()  # tell clients to quit
-            done_partitioner.set()  # tell partitioner to quit
+            # stop the clients and the partitioner
+            done_clients.set()
+            done_partitioner.set()
 
             if partitions:
                 cfg.recv(ch_partitioner)
@@ -394,7 +395,6 @@ def GenericTestSpeed(part, maxraftstate):
 
 @_mark3A
 def TestBasic3A():
-    # Test: one client (3A) ...
     GenericTest("3A", 1, 5, False, False, False, -1, False)
 
 
@@ -405,13 +405,11 @@ def TestSpeed3A():
 
 @_mark3A
 def TestConcurrent3A():
-    # Test: many clients (3A) ...
     GenericTest("3A", 5, 5, False, False, False, -1, False)
 
 
 @_mark3A
 def TestUnreliable3A():
-    # Test: unreliable net, many clients (3A) ...
     GenericTest("3A", 5, 5, True, False, False, -1, False)
 
 
@@ -542,49 +540,41 @@ def TestOnePartition3A():
 
 @_mark3A
 def TestManyPartitionsOneClient3A():
-    # Test: partitions, one client (3A) ...
     GenericTest("3A", 1, 5, False, False, True, -1, False)
 
 
 @_mark3A
 def TestManyPartitionsManyClients3A():
-    # Test: partitions, many clients (3A) ...
     GenericTest("3A", 5, 5, False, False, True, -1, False)
 
 
 @_mark3A
 def TestPersistOneClient3A():
-    # Test: restarts, one client (3A) ...
     GenericTest("3A", 1, 5, False, True, False, -1, False)
 
 
 @_mark3A
 def TestPersistConcurrent3A():
-    # Test: restarts, many clients (3A) ...
     GenericTest("3A", 5, 5, False, True, False, -1, False)
 
 
 @_mark3A
 def TestPersistConcurrentUnreliable3A():
-    # Test: unreliable net, restarts, many clients (3A) ...
     GenericTest("3A", 5, 5, True, True, False, -1, False)
 
 
 @_mark3A
 def TestPersistPartition3A():
-    # Test: restarts, partitions, many clients (3A) ...
     GenericTest("3A", 5, 5, False, True, True, -1, False)
 
 
 @_mark3A
 def TestPersistPartitionUnreliable3A():
-    # Test: unreliable net, restarts, partitions, many clients (3A) ...
     GenericTest("3A", 5, 5, True, True, True, -1, False)
 
 
 @_mark3A
 def TestPersistPartitionUnreliableLinearizable3A():
-    # Test: unreliable net, restarts, partitions, random keys, many clients (3A) ...
     GenericTest("3A", 15, 7, True, True, True, -1, True)
 
 
@@ -681,35 +671,29 @@ def TestSpeed3B():
 
 @_mark3B
 def TestSnapshotRecover3B():
-    # Test: restarts, snapshots, one client (3B) ...
     GenericTest("3B", 1, 5, False, True, False, 1000, False)
 
 
 @_mark3B
 def TestSnapshotRecoverManyClients3B():
-    # Test: restarts, snapshots, many clients (3B) ...
     GenericTest("3B", 20, 5, False, True, False, 1000, False)
 
 
 @_mark3B
 def TestSnapshotUnreliable3B():
-    # Test: unreliable net, snapshots, many clients (3B) ...
     GenericTest("3B", 5, 5, True, False, False, 1000, False)
 
 
 @_mark3B
 def TestSnapshotUnreliableRecover3B():
-    # Test: unreliable net, restarts, snapshots, many clients (3B) ...
     GenericTest("3B", 5, 5, True, True, False, 1000, False)
 
 
 @_mark3B
 def TestSnapshotUnreliableRecoverConcurrentPartition3B():
-    # Test: unreliable net, restarts, partitions, snapshots, many clients (3B) ...
     GenericTest("3B", 5, 5, True, True, True, 1000, False)
 
 
 @_mark3B
 def TestSnapshotUnreliableRecoverConcurrentPartitionLinearizable3B():
-    # Test: unreliable net, restarts, partitions, snapshots, random keys, many clients (3B) ...
     GenericTest("3B", 15, 7, True, True, True, 1000, True)
