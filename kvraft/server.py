@@ -82,6 +82,7 @@ class KVServer:
         self.data = {}  # key -> value
         self.lastSeq = {}  # client id -> highest SeqNum applied
         self.lastApplied = 0
+        self.unsnapshotted = 0  # about how many bytes of log entries a snapshot now would free
         self.waiters = {}  # log index -> [_Waiter]
         self._restore(persister.ReadSnapshot())
 
@@ -167,7 +168,17 @@ class KVServer:
                         w.err, w.value = err, value
                     # else: another leader's entry took this index; the clerk retries
                     w.done.set()
-                if 0 <= self.maxraftstate <= self.persister.RaftStateSize():
+                # The entry's encoded size, near enough: its strings plus the fixed fields.
+                self.unsnapshotted += len(op.Key) + len(op.Value) + 32
+                # Snapshot once Raft's state reaches maxraftstate, but only if that frees
+                # a good part of it: an applier far behind Raft (after a restart, or under
+                # load) holds a state that is mostly entries it has not applied, and a
+                # snapshot per applied entry would only slow it down further.
+                if (
+                    0 <= self.maxraftstate <= self.persister.RaftStateSize()
+                    and self.unsnapshotted * 2 >= self.maxraftstate
+                ):
+                    self.unsnapshotted = 0
                     self.rf.Snapshot(msg.CommandIndex, self._snapshot())
                     if Debug:
                         DPrintf("SNAP", self.me, "snapshot through %d", msg.CommandIndex)
