@@ -153,6 +153,7 @@ class KVServer:
                 with self.mu:
                     if msg.SnapshotIndex > self.lastApplied:
                         self._restore(msg.Snapshot)
+                        self.unsnapshotted = 0  # Raft's log now starts after the snapshot
                         self._failWaitersThrough(msg.SnapshotIndex)
                 continue
             if not msg.CommandValid:
