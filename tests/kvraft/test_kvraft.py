@@ -318,7 +318,11 @@ def GenericTest(part, nclients, nservers, unreliable, crash, partitions, maxraft
                 if ssz > 0:
                     pytest.fail(f"snapshot too large ({ssz}), should not be used when maxraftstate = {maxraftstate}")
 
-        res, info = porcupine.CheckOperationsVerbose(KvModel, opLog.Read(), linearizabilityCheckTimeout)
+        history = opLog.Read()
+        checkStart = time.monotonic()
+        res, info = porcupine.CheckOperationsVerbose(KvModel, history, linearizabilityCheckTimeout)
+        # No Go twin: the check's cost, so stress runs can show how far it stays from the timeout.
+        print(f"info: linearizability check of {len(history)} operations took {time.monotonic() - checkStart:.3f}s")
         if res == porcupine.Illegal:
             try:
                 f = tempfile.NamedTemporaryFile(mode="w", suffix=".html", delete=False)
