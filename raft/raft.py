@@ -321,6 +321,9 @@ class Raft:
         e.Encode(self.votedFor)
         e.Encode(self.lastIncludedIndex)
         e.Encode(self.log[0][0])
+        # Not in Figure 2: a committed index, so a restarted peer can re-apply its log
+        # before it hears from a leader (any committed index is a safe value).
+        e.Encode(self.commitIndex)
         # The entries are encoded once when they join the log; only the list header is new.
         w.write(_array_header(len(self._encoded)))
         w.write(b"".join(self._encoded))
@@ -355,9 +358,10 @@ class Raft:
             votedFor = d.Decode()
             lastIncludedIndex = d.Decode()
             lastIncludedTerm = d.Decode()
+            commitHint = d.Decode()
             entries = d.Decode()
             ok = (
-                all(isinstance(x, int) for x in (currentTerm, votedFor, lastIncludedIndex, lastIncludedTerm))
+                all(isinstance(x, int) for x in (currentTerm, votedFor, lastIncludedIndex, lastIncludedTerm, commitHint))
                 and isinstance(entries, list)
                 and all(isinstance(en, list) and len(en) == 2 and isinstance(en[0], int) for en in entries)
             )
@@ -374,6 +378,7 @@ class Raft:
             self.snapshot = snapshot
             # The service restores itself from the snapshot; entries before it are applied.
             self.commitIndex = self.lastApplied = lastIncludedIndex
+        self.commitIndex = max(self.commitIndex, min(commitHint, self.lastLogIndex()))
         # END SOLUTION
 
     # ---- snapshots from the service -----------------------------------------------
