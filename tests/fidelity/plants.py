@@ -97,3 +97,33 @@ def pytest_configure(config):
     if name not in PLANTS:
         raise RuntimeError(f"{PLANT_VAR}={name!r}: expected one of {sorted(PLANTS)}")
     PLANTS[name]()
+
+
+class _ReusingEnd:
+    """A ClientEnd through which a Raft reuses one reply object per reply type,
+    across calls: the reply-reuse bug gob makes visible."""
+
+    def __init__(self, end):
+        self.end = end
+        self.replies = {}
+
+    def Call(self, svcMeth, args, reply):
+        reused = self.replies.setdefault(type(reply), type(reply)())
+        ok = self.end.Call(svcMeth, args, reused)
+        if ok:
+            vars(reply).update(vars(reused))
+        return ok
+
+
+def raft_reuses_reply():
+    import tests.raft.config as config
+
+    make = config.Make
+
+    def planted(peers, me, persister, applyCh):
+        return make([_ReusingEnd(e) for e in peers], me, persister, applyCh)
+
+    config.Make = planted
+
+
+PLANTS["raft_reuses_reply"] = raft_reuses_reply
