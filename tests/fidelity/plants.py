@@ -100,18 +100,18 @@ def pytest_configure(config):
 
 
 class _ReusingEnd:
-    """A ClientEnd through which a Raft reuses one reply object per reply type,
-    across calls: the reply-reuse bug gob makes visible."""
+    """A ClientEnd through which a Raft peer passes one reply object per reply
+    type, shared by all its ends and calls: the reply-reuse bug gob exposes."""
 
-    def __init__(self, end):
+    def __init__(self, end, replies):
         self.end = end
-        self.replies = {}
+        self.replies = replies
 
     def Call(self, svcMeth, args, reply):
         reused = self.replies.setdefault(type(reply), type(reply)())
         ok = self.end.Call(svcMeth, args, reused)
         if ok:
-            vars(reply).update(vars(reused))
+            vars(reply).update(vars(reused))  # what the Raft then reads
         return ok
 
 
@@ -121,9 +121,23 @@ def raft_reuses_reply():
     make = config.Make
 
     def planted(peers, me, persister, applyCh):
-        return make([_ReusingEnd(e) for e in peers], me, persister, applyCh)
+        replies = {}
+        return make([_ReusingEnd(e, replies) for e in peers], me, persister, applyCh)
 
     config.Make = planted
 
 
 PLANTS["raft_reuses_reply"] = raft_reuses_reply
+
+
+def kill_hangs():
+    """Kill() that never returns: the test's teardown is stuck."""
+    import raft
+
+    def planted(self):
+        threading.Event().wait()
+
+    raft.Raft.Kill = planted
+
+
+PLANTS["kill_hangs"] = kill_hangs
