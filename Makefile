@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(PYTEST) tests
 
 test-framework: $(STAMP)
-	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs
+	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity
 
 test-lab2: $(STAMP)
 	$(PYTEST) tests/raft

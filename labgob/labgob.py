@@ -3,13 +3,22 @@
 Go's labgob wraps encoding/gob and adds two checks.  This twin wraps msgpack:
 registered dataclasses travel as msgpack extension values holding the type's
 registered name and its init fields in order, so a decoded value is always a
-fresh object of the same type and nothing is shared between peers.
+fresh object of the same type and nothing is shared between peers.  As gob
+does, decoding sets the fields without calling the class's constructor (no
+__init__, no __post_init__).
+
+Decoding into an existing object (Decoder.Decode(into), and labrpc filling a
+caller's reply) follows gob too: gob does not send a field that holds its zero
+value, so such a field of the target keeps whatever it held.  A field's zero
+value here is its default, what a fresh T() holds, as Go's zero value is what
+T{} holds.
 
 Supported values: None, bool, int (Go's int64 range), float, str, bytes, list, dict and
 registered dataclasses, nested freely.  Anything else raises TypeError naming
 the type, at encode time, in the encoding thread.
 """
 
+import copy
 import dataclasses
 import io
 import sys
@@ -28,6 +37,7 @@ __all__ = [
     "RegisterName",
     "decode",
     "encode",
+    "fill",
 ]
 
 _EXT_STRUCT = 1  # msgpack extension code of a registered dataclass
@@ -35,8 +45,10 @@ _EXT_STRUCT = 1  # msgpack extension code of a registered dataclass
 mu = threading.Lock()
 errorCount = 0  # both warnings count here; the labgob tests read it
 _by_name = {}  # registered name -> class
-_by_class = {}  # class -> (name bytes packed once, init field names)
+_by_class = {}  # class -> (registered name, init field names)
 _defaults = {}  # class -> {field name: default value} for the Decode check
+_zeros = {}  # class -> ((init field name, its zero value), ...), for filling a target
+_rebuild = {}  # class -> (init names, ((init=False name, default), ...), has a __dict__)
 _warned_default = False
 
 
@@ -63,10 +75,14 @@ def RegisterName(name, cls):
     fields = dataclasses.fields(cls)
     _check_fields(cls, fields)
     init_names = tuple(f.name for f in fields if f.init)
+    defaults = {f.name: _default_of(f) for f in fields}
+    no_init = tuple((f.name, defaults[f.name]) for f in fields if not f.init)
     with mu:
         _by_name[name] = cls
         _by_class[cls] = (name, init_names)
-        _defaults[cls] = {f.name: _default_of(f) for f in fields}
+        _defaults[cls] = defaults
+        _zeros[cls] = tuple((n, defaults[n]) for n in init_names)
+        _rebuild[cls] = (init_names, no_init, not hasattr(cls, "__slots__") or "__dict__" in dir(cls))
     return cls
 
 
@@ -132,6 +148,9 @@ def _pack(value):
         data = msgpack.packb(value, default=_default_hook, strict_types=True, use_bin_type=True)
     except OverflowError as e:
         raise TypeError(f"labgob: integer out of the 64-bit range: {e}") from None
+    except UnicodeEncodeError as e:
+        # A str holding a lone surrogate has no UTF-8 form (Go strings are bytes: pass bytes).
+        raise TypeError(f"labgob: cannot encode a str that is not valid Unicode: {e}") from None
     # msgpack also takes ints up to 2**64-1 (as uint64, marker 0xcf); Go's int stops at
     # 2**63-1.  The marker byte is rare, so only then is the value walked to look.
     if b"\xcf" in data:
@@ -168,10 +187,25 @@ def _ext_hook(code, data):
     cls = _by_name.get(fields[0])
     if cls is None:
         raise DecodeError(f"labgob: type {fields[0]!r} is not registered on the decoding side")
-    try:
-        return cls(*fields[1:])
-    except TypeError as e:
-        raise DecodeError(f"labgob: cannot rebuild {fields[0]}: {e}") from None
+    names, no_init, has_dict = _rebuild[cls]
+    if len(fields) - 1 != len(names):
+        raise DecodeError(f"labgob: cannot rebuild {fields[0]}: {len(fields) - 1} fields, expected {len(names)}")
+    # Like gob, build the value without running its constructor: __init__ (which
+    # may take keyword-only fields) and __post_init__ ran when the sender built it.
+    obj = cls.__new__(cls)
+    if has_dict:
+        d = obj.__dict__
+        d.update(zip(names, fields[1:]))
+        for n, default in no_init:
+            if default is not dataclasses.MISSING:
+                d[n] = copy.copy(default)
+    else:
+        for n, v in zip(names, fields[1:]):
+            object.__setattr__(obj, n, v)
+        for n, default in no_init:
+            if default is not dataclasses.MISSING:
+                object.__setattr__(obj, n, copy.copy(default))
+    return obj
 
 
 def _unpack(data):
@@ -226,8 +260,35 @@ class LabDecoder:
             raise DecodeError(
                 f"labgob: decoded a {type(value).__qualname__}, cannot fill a {type(into).__qualname__}"
             )
-        vars(into).update(vars(value))
+        fill(into, value)
         return into
+
+
+def fill(into, value):
+    """Copy decoded `value` into `into`, an object of the same registered type, as
+    gob decodes into an existing value: a field of `value` that holds its zero
+    value (its default) was not on gob's wire, so `into` keeps its own value
+    there.  A nested registered dataclass is filled the same way, and a dict is
+    merged into the dict `into` holds, as gob decodes into an existing map."""
+    for name, zero in _zeros[type(value)]:
+        v = getattr(value, name)
+        if zero is not dataclasses.MISSING:
+            if v is zero or (v == zero and type(v) is type(zero)):
+                continue
+        elif v is None or (type(v) in _ZERO_WHEN_EMPTY and not v):
+            continue  # no default: Go's zero value of the type
+        old = getattr(into, name, None)
+        t = type(v)
+        if t is type(old) and (t is dict or t in _zeros):
+            if t is dict:
+                old.update(v)
+            else:
+                fill(old, v)
+            continue
+        object.__setattr__(into, name, v)
+
+
+_ZERO_WHEN_EMPTY = (bool, int, float, str, bytes, list, dict)
 
 
 def NewEncoder(w=None):

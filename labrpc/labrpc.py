@@ -18,7 +18,14 @@ numbers.  It is built for testing Raft and the key/value service:
 
 Args and replies always travel as labgob bytes, so a server never sees the
 caller's objects and byte counts are real.  Call fills `reply` in place on
-success and leaves it untouched on failure.
+success, as gob does: a reply field left at its zero value (its default) by
+the handler is not on gob's wire, so the caller's field keeps what it held (a
+reused reply shows stale values, as in Go).  A failed call leaves `reply`
+untouched.
+
+A handler that raises is a crashed server, as a panic in Go: the exception
+ends the handler's thread, where threading.excepthook reports it (the test
+suite fails the running test with it), and the caller's Call returns False.
 
 Where Go starts a goroutine per request, this port does the request's work on
 the calling thread (which blocks in Call anyway) and runs handlers on a pool
@@ -27,15 +34,18 @@ short by Cleanup(), which makes every pending and later Call return False and
 ends every thread the network started.
 """
 
+import ast
 import inspect
 import random
 import sys
+import textwrap
 import threading
 import time
+import typing
 from _thread import allocate_lock
 
 import labgob
-from labgob.labgob import checkDefault
+from labgob.labgob import checkDefault, fill
 
 __all__ = [
     "ClientEnd",
@@ -52,7 +62,7 @@ _HANDLER_IDLE_SECONDS = 1.0  # an idle pool thread exits after this long
 
 
 class RPCError(RuntimeError):
-    """A call that can never succeed: unknown service or method, or a failing handler."""
+    """A call that can never succeed: unknown service or method."""
 
 
 class ClientEnd:
@@ -150,6 +160,8 @@ class Network:
 
         if call.error is not None:
             raise call.error
+        if call.reply is None:
+            return False  # the handler raised: the server crashed and never answers
         # The server may have died while the handler ran: then the reply is lost.
         if self._isServerDead(endname, servername, server):
             return False
@@ -165,7 +177,7 @@ class Network:
             self.bytes += len(reply_bytes)
         decoded = labgob.decode(reply_bytes)
         checkDefault(reply)
-        vars(reply).update(vars(decoded))
+        fill(reply, decoded)
         return True
 
     def MakeEnd(self, endname):
@@ -232,14 +244,21 @@ class _PendingCall:
 
     def run(self):
         try:
-            self.reply = self.server.dispatch(self.svcMeth, self.args, self.reply_type)
-        except BaseException as e:  # handed to the caller, who raises it
-            if not isinstance(e, RPCError):
-                err = RPCError(f"labrpc: handler for {self.svcMeth} raised {type(e).__name__}: {e}")
-                err.__cause__ = e
-                e = err
-            print(f"{e}", file=sys.stderr)
-            self.error = e
+            try:
+                handler = self.server.lookup(self.svcMeth)
+            except RPCError as e:  # the caller named no handler: raised in the caller
+                print(f"{e}", file=sys.stderr)
+                self.error = e
+                return
+            try:
+                self.reply = _callHandler(handler, self.svcMeth, self.args, self.reply_type)
+            except BaseException as e:
+                # Go's handler panic ends the test binary.  Here it ends this pool
+                # thread, whose uncaught exception threading.excepthook reports; the
+                # caller sees no reply (self.reply stays None).
+                if hasattr(e, "add_note"):
+                    e.add_note(f"(raised by the RPC handler {self.svcMeth}, run by labrpc)")
+                raise
         finally:
             self.finished.release()
 
@@ -314,7 +333,8 @@ class Server:
         with self.mu:
             self.services[svc.name] = svc
 
-    def dispatch(self, svcMeth, args_bytes, reply_type):
+    def lookup(self, svcMeth):
+        """Count an incoming RPC and return its handler (a bound method); RPCError if there is none."""
         with self.mu:
             self.count += 1
             serviceName, _, methodName = svcMeth.rpartition(".")
@@ -324,7 +344,10 @@ class Server:
                 f"labrpc.Server.dispatch(): unknown service {serviceName} in {svcMeth}; "
                 f"expecting one of {sorted(self.services)}"
             )
-        return service.dispatch(methodName, svcMeth, args_bytes, reply_type)
+        return service.lookup(methodName, svcMeth)
+
+    def dispatch(self, svcMeth, args_bytes, reply_type):
+        return _callHandler(self.lookup(svcMeth), svcMeth, args_bytes, reply_type)
 
     def GetCount(self):
         with self.mu:
@@ -333,6 +356,18 @@ class Server:
 
 def MakeServer():
     return Server()
+
+
+def _callHandler(method, svcMeth, args_bytes, reply_type):
+    """Run a handler on fresh args and a fresh reply; return the reply's bytes."""
+    args = labgob.decode(args_bytes)
+    reply = reply_type()
+    if method(args, reply) is not None:
+        raise TypeError(
+            f"labrpc: handler {svcMeth} returned a value; a handler returns nothing "
+            "and answers by filling in its reply"
+        )
+    return labgob.encode(reply)
 
 
 class Service:
@@ -344,26 +379,79 @@ class Service:
         self.name = type(rcvr).__name__
         self.methods = {}
         for mname, fn in inspect.getmembers(type(rcvr), inspect.isfunction):
-            # A handler is public (capitalized) and takes exactly (args, reply).
-            if not mname[:1].isupper():
-                continue
-            params = list(inspect.signature(fn).parameters.values())[1:]
-            if len(params) != 2 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
-                continue
-            self.methods[mname] = getattr(rcvr, mname)
+            if mname[:1].isupper() and _is_handler(fn):
+                self.methods[mname] = getattr(rcvr, mname)
 
-    def dispatch(self, methname, svcMeth, args_bytes, reply_type):
+    def lookup(self, methname, svcMeth):
         method = self.methods.get(methname)
         if method is None:
             raise RPCError(
                 f"labrpc.Service.dispatch(): unknown method {methname} in {svcMeth}; "
                 f"expecting one of {sorted(self.methods)}"
             )
-        args = labgob.decode(args_bytes)
-        reply = reply_type()
-        method(args, reply)
-        return labgob.encode(reply)
+        return method
+
+    def dispatch(self, methname, svcMeth, args_bytes, reply_type):
+        return _callHandler(self.lookup(methname, svcMeth), svcMeth, args_bytes, reply_type)
 
 
 def MakeService(rcvr):
     return Service(rcvr)
+
+
+# Types a reply can never be: Go's reply must be a pointer, which the handler fills in.
+_VALUE_TYPES = (bool, int, float, complex, str, bytes, bytearray, tuple, frozenset, type(None))
+_NOT_CALLED_NOW = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_handler_cache = {}  # function -> whether it has a handler's shape
+
+
+def _is_handler(fn):
+    """Twin of Go's handler test: exactly (args, reply) besides self, a reply that
+    can be filled in (a pointer in Go), and no result.  Python states types only
+    in annotations, so an annotated reply of a value type (`snapshot: bytes`) or a
+    result (`-> int`, a `return x` in the body) rules a method out."""
+    known = _handler_cache.get(fn)
+    if known is None:
+        known = _handler_cache[fn] = _handler_shape(fn)
+    return known
+
+
+def _handler_shape(fn):
+    try:
+        params = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return False
+    if len(params) != 2 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params):
+        return False
+    if fn.__code__.co_flags & _NOT_CALLED_NOW:
+        return False
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = dict(getattr(fn, "__annotations__", {}))
+    if "return" in hints and hints["return"] not in (None, type(None)):
+        return False
+    reply_type = hints.get(params[1].name)
+    if reply_type is not None and (typing.get_origin(reply_type) or reply_type) in _VALUE_TYPES:
+        return False
+    return not _returns_value(fn)
+
+
+def _returns_value(fn):
+    """Does fn's own body (not a nested function's) have a `return <value>`?"""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False  # no source to read: let the call-time check catch a result
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    todo = list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Return):
+            if node.value is not None and not (isinstance(node.value, ast.Constant) and node.value.value is None):
+                return True
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+    return False

@@ -4,6 +4,7 @@ import io
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 
+import msgpack
 import pytest
 
 import labgob
@@ -146,7 +147,7 @@ class DD:
 labgob.Register(DD)
 
 
-def TestDefault():
+def TestDefault(capsys):
     e0 = errorCount()
 
     # send a default value...
@@ -166,6 +167,9 @@ def TestDefault():
 
     if errorCount() != e0 + 1:
         pytest.fail("failed to warn about decoding into non-default value")
+    # The warning prints only for the process's first labgob error, as in Go.
+    err = capsys.readouterr().err
+    assert err in ("", "labgob warning: Decoding into a non-default variable/field X of DD may not work\n"), err
 
 
 # ---------------------------------------------------------------------------
@@ -252,11 +256,12 @@ def test_stream_keeps_order_and_types():
         d.Decode()
 
 
-def test_decode_into_fills_every_field():
+def test_decode_into_keeps_fields_whose_wire_value_is_zero():
+    # gob sends no zero-valued field, so the target keeps its own value there.
     t = T1(7, 8, "p", "q")
     d = labgob.NewDecoder(io.BytesIO(labgob.encode(T1(1, 0, "", "y"))))
-    d.Decode(t)
-    assert t == T1(1, 0, "", "y")
+    assert d.Decode(t) is t
+    assert t == T1(1, 8, "p", "y")
 
 
 @pytest.mark.parametrize("value", [Unregistered(), [Unregistered()], {"k": Unregistered()},
@@ -282,7 +287,7 @@ def test_int_outside_int64_is_refused(value):
         labgob.encode(value)
 
 
-def test_tuple_and_set_fields_warn():
+def test_tuple_and_set_fields_warn(capsys):
     e0 = errorCount()
     labgob.Register(WithTuple)
     labgob.encode(WithTuple())
@@ -291,6 +296,12 @@ def test_tuple_and_set_fields_warn():
     labgob.Register(WithSet)
     labgob.encode(WithSet())
     assert errorCount() == e0 + 2
+    assert capsys.readouterr().err.splitlines() == [
+        "labgob error: field Pair of WithTuple is annotated tuple, which labgob cannot encode; "
+        "in RPC or persist/snapshot it will break your Raft",
+        "labgob error: field Members of WithSet is annotated set, which labgob cannot encode; "
+        "in RPC or persist/snapshot it will break your Raft",
+    ]
 
 
 def test_corrupt_data_raises_decode_error():
@@ -303,3 +314,136 @@ def test_corrupt_data_raises_decode_error():
         labgob.NewDecoder(io.BytesIO(b"")).Decode()
     with pytest.raises(labgob.DecodeError):
         labgob.NewDecoder(io.BytesIO(good[:-1])).Decode()
+
+
+# ---------------------------------------------------------------------------
+# Decoding into an existing value, as gob does: zero-valued fields are not sent.
+
+
+@dataclass
+class VoteReply:
+    Term: int = 0
+    Success: bool = False
+
+
+@dataclass
+class Hint:
+    XTerm: int = -1  # a non-zero default: a fresh Hint() is Go's Hint{}
+    Name: str = ""
+
+
+@dataclass
+class Outer:
+    Inner: Hint = field(default_factory=Hint)
+    Table: dict = field(default_factory=dict)
+    Items: list = field(default_factory=list)
+
+
+labgob.Register(VoteReply)
+labgob.Register(Hint)
+labgob.Register(Outer)
+
+
+def decode_into(target, value):
+    d = labgob.NewDecoder(io.BytesIO(labgob.encode(value)))
+    assert d.Decode(target) is target
+    return target
+
+
+def test_decode_into_reused_reply_keeps_stale_zero_fields(capsys):
+    # Go 1.19: decoding {Term:3, Success:false} into {Term:1, Success:true} gives {3, true}.
+    assert decode_into(VoteReply(1, True), VoteReply(3, False)) == VoteReply(3, True)
+    # ...and warns, once per process, that the target was not a fresh value.
+    capsys.readouterr()
+    assert decode_into(VoteReply(), VoteReply(0, True)) == VoteReply(0, True)
+
+
+def test_zero_value_is_the_field_default():
+    # A field left at its default is not on the wire, whatever the default is.
+    assert decode_into(Hint(7, "a"), Hint()) == Hint(7, "a")
+    assert decode_into(Hint(7, "a"), Hint(0, "")) == Hint(0, "a")
+    assert decode_into(Hint(), Hint(-1, "b")) == Hint(-1, "b")
+
+
+def test_decode_into_fills_nested_values_as_gob_does():
+    target = Outer(Hint(5, "keep"), {"a": 1, "b": 2}, [1, 2, 3])
+    got = decode_into(target, Outer(Hint(9, ""), {"b": 20, "c": 30}, []))
+    # a nested struct is filled field by field, a map is merged into the
+    # target's map, an empty list is a zero value
+    assert got == Outer(Hint(9, "keep"), {"a": 1, "b": 20, "c": 30}, [1, 2, 3])
+    assert decode_into(Outer(Items=[1]), Outer(Items=[4, 5])).Items == [4, 5]
+
+
+def test_decode_into_warns_about_a_reused_value(capsys):
+    e0 = errorCount()
+    decode_into(VoteReply(1, True), VoteReply(3, False))
+    assert errorCount() == e0 + 2  # two non-default fields, as Go counts them
+    capsys.readouterr()  # the warning prints only for the process's first error
+
+
+# ---------------------------------------------------------------------------
+# Decoding builds values the way gob does, without calling constructors.
+
+
+@dataclass(kw_only=True)
+class KwOnly:
+    A: int = 0
+    B: str = ""
+
+
+@dataclass
+class Counted:
+    N: int = 0
+    runs = 0  # class attribute, not a field
+
+    def __post_init__(self):
+        Counted.runs += 1
+        self.N += 1000  # a constructor that changes its input: decoding must not redo it
+
+
+@dataclass
+class NoInit:
+    A: int = 0
+    Derived: list = field(default_factory=list, init=False)
+
+
+labgob.Register(KwOnly)
+labgob.Register(Counted)
+
+
+def test_kw_only_dataclass_round_trips():
+    assert labgob.decode(labgob.encode(KwOnly(A=3, B="x"))) == KwOnly(A=3, B="x")
+    assert labgob.decode(labgob.encode([KwOnly(B="y")])) == [KwOnly(B="y")]
+
+
+def test_post_init_runs_only_when_the_sender_builds_the_value():
+    c = Counted(1)
+    assert (c.N, Counted.runs) == (1001, 1)
+    got = labgob.decode(labgob.encode(c))
+    assert (got.N, Counted.runs) == (1001, 1)
+
+
+def test_init_false_field_gets_its_default_on_decode(capsys):
+    labgob.Register(NoInit)
+    capsys.readouterr()  # the init=False warning, checked by TestCapital
+    a = NoInit(5)
+    a.Derived.append(1)
+    b = labgob.decode(labgob.encode(a))
+    c = labgob.decode(labgob.encode(a))
+    assert (b.A, b.Derived, c.Derived) == (5, [], [])
+    assert b.Derived is not c.Derived
+
+
+def test_struct_with_wrong_field_count_is_a_decode_error():
+    # A struct travels as an extension value holding [name, field values...].
+    assert labgob.encode(KwOnly(A=1)) == msgpack.packb(msgpack.ExtType(1, msgpack.packb(["KwOnly", 1, ""])))
+    bad = msgpack.packb(msgpack.ExtType(1, msgpack.packb(["KwOnly", 1])))
+    with pytest.raises(labgob.DecodeError, match="KwOnly"):
+        labgob.decode(bad)
+
+
+@pytest.mark.parametrize("value", ["\ud800", ["ok", "x\udfffy"], {"\ud83d": 1}, Box("\udc80")],
+                         ids=["str", "list", "dict-key", "field"])
+def test_lone_surrogate_is_a_type_error(value):
+    with pytest.raises(TypeError, match="not valid Unicode"):
+        labgob.encode(value)

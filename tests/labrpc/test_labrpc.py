@@ -593,7 +593,7 @@ def make_junk_network():
     return rn, js, e
 
 
-def test_unknown_service_raises_rpc_error_naming_known_services():
+def test_unknown_service_raises_rpc_error_naming_known_services(capsys):
     rn, js, e = make_junk_network()
     try:
         with pytest.raises(labrpc.RPCError) as info:
@@ -602,9 +602,11 @@ def test_unknown_service_raises_rpc_error_naming_known_services():
         assert "JunkServer" in str(info.value)
     finally:
         rn.Cleanup()
+    # Go's log.Fatalf prints the message too.
+    assert capsys.readouterr().err == str(info.value) + "\n"
 
 
-def test_unknown_method_raises_rpc_error_naming_known_methods():
+def test_unknown_method_raises_rpc_error_naming_known_methods(capsys):
     rn, js, e = make_junk_network()
     try:
         with pytest.raises(labrpc.RPCError) as info:
@@ -623,6 +625,11 @@ def test_unknown_method_raises_rpc_error_naming_known_methods():
         assert reply.V == "handler2-111"
     finally:
         rn.Cleanup()
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(";")[0] for line in err] == [
+        "labrpc.Service.dispatch(): unknown method Handler8 in JunkServer.Handler8",
+        "labrpc.Service.dispatch(): unknown method Kill in JunkServer.Kill",
+    ]
 
 
 def test_unencodable_args_raise_in_caller():
@@ -682,3 +689,168 @@ def test_cleanup_ends_pending_call_and_network_threads():
             break
         assert time.monotonic() < deadline, f"threads alive 2 s after Cleanup(): {[t.name for t in left]}"
         time.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------
+# A handler that raises is a crashed server, as a panic in Go.
+
+
+@labgob.Register
+@dataclass
+class BallotReply:
+    Term: int = 0
+    VoteGranted: bool = False
+
+
+class Crashy:
+    def __init__(self):
+        self.calls = 0
+
+    def Vote(self, args, reply):
+        self.calls += 1
+        reply.Term = args
+        reply.VoteGranted = args % 2 == 1
+
+    def Fails(self, args, reply):
+        raise IndexError(f"planted: list index {args} out of range")
+
+    Answers = lambda self, args, reply: 42  # noqa: E731  (no source to read: checked at call time)
+
+
+def crashy_network():
+    rn = MakeNetwork()
+    srv = MakeServer()
+    srv.AddService(MakeService(Crashy()))
+    rn.AddServer("crashy", srv)
+    e = rn.MakeEnd("end-crashy")
+    rn.Connect("end-crashy", "crashy")
+    rn.Enable("end-crashy", True)
+    return rn, e
+
+
+@pytest.fixture
+def thread_exceptions(monkeypatch):
+    """Take over threading.excepthook (from tests/gotest.py, which would fail this test)."""
+    seen = []
+    monkeypatch.setattr(threading, "excepthook", seen.append)
+    return seen
+
+
+def test_raising_handler_crashes_its_thread_and_the_call_fails(thread_exceptions):
+    rn, e = crashy_network()
+    try:
+        reply = BallotReply(7, True)
+        t0 = time.monotonic()
+        assert e.Call("Crashy.Fails", 5, reply) is False
+        assert time.monotonic() - t0 < 1
+        assert reply == BallotReply(7, True)  # untouched, as on any failed call
+        deadline = time.monotonic() + 2
+        while not thread_exceptions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(thread_exceptions) == 1
+        crash = thread_exceptions[0]
+        assert crash.exc_type is IndexError
+        assert "list index 5" in str(crash.exc_value)
+        assert crash.thread.name.startswith("labrpc-handler-")
+        assert "Crashy.Fails" in "".join(getattr(crash.exc_value, "__notes__", []))
+        # the network and the other handlers go on working
+        assert e.Call("Crashy.Vote", 3, reply) and reply == BallotReply(3, True)
+    finally:
+        rn.Cleanup()
+
+
+def test_handler_returning_a_value_crashes(thread_exceptions):
+    rn, e = crashy_network()
+    try:
+        assert e.Call("Crashy.Answers", 1, BallotReply()) is False
+        deadline = time.monotonic() + 2
+        while not thread_exceptions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [c.exc_type for c in thread_exceptions] == [TypeError]
+        assert "returned a value" in str(thread_exceptions[0].exc_value)
+    finally:
+        rn.Cleanup()
+
+
+# ---------------------------------------------------------------------------
+# Replies are filled as gob fills them: a zero-valued field is not sent.
+
+
+def test_reused_reply_keeps_stale_fields_as_in_go(capsys):
+    rn, e = crashy_network()
+    try:
+        reply = BallotReply()
+        assert e.Call("Crashy.Vote", 3, reply) and reply == BallotReply(3, True)
+        # Reusing it: the handler's VoteGranted=False is the zero value, not sent,
+        # so the stale True stays, and labgob warns (printed once per process).
+        assert e.Call("Crashy.Vote", 4, reply) and reply == BallotReply(4, True)
+        assert e.Call("Crashy.Vote", 0, reply) and reply == BallotReply(4, True)
+        # A fresh reply each time shows what the server said.
+        fresh = BallotReply()
+        assert e.Call("Crashy.Vote", 4, fresh) and fresh == BallotReply(4, False)
+    finally:
+        rn.Cleanup()
+    capsys.readouterr()
+
+
+# ---------------------------------------------------------------------------
+# Which methods are handlers: Go takes (args, reply) with reply a pointer and no result.
+
+
+@labgob.Register
+@dataclass
+class SnapArgs:
+    Index: int = 0
+
+
+class Shapes:
+    def Good(self, args, reply):
+        if args < 0:
+            return  # a bare return is no result
+        reply.V = args
+
+    def Annotated(self, args: SnapArgs, reply: IntReply) -> None:
+        reply.V = args.Index
+
+    def Snapshot(self, index: int, snapshot: bytes):  # Raft.Snapshot: a value, not a reply
+        pass
+
+    def Result(self, args, reply) -> int:
+        return 0
+
+    def ReturnsInBody(self, args, reply):
+        def helper():
+            return 1  # a nested function's result does not count...
+        reply.V = helper()
+        return reply  # ...but this does
+
+    def Generator(self, args, reply):
+        yield reply
+
+    def Three(self, a, b, c):
+        pass
+
+    def lower(self, args, reply):
+        pass
+
+
+def test_only_go_shaped_methods_are_handlers(capsys):
+    svc = MakeService(Shapes())
+    assert sorted(svc.methods) == ["Annotated", "Good"]
+    rn = MakeNetwork()
+    srv = MakeServer()
+    srv.AddService(svc)
+    rn.AddServer("s", srv)
+    e = rn.MakeEnd("e")
+    rn.Connect("e", "s")
+    rn.Enable("e", True)
+    try:
+        reply = IntReply()
+        assert e.Call("Shapes.Annotated", SnapArgs(6), reply) and reply.V == 6
+        for name in ["Snapshot", "Result", "ReturnsInBody", "Generator", "Three", "lower"]:
+            with pytest.raises(labrpc.RPCError, match=f"unknown method {name} in Shapes.{name}"):
+                e.Call(f"Shapes.{name}", 1, IntReply())
+    finally:
+        rn.Cleanup()
+    err = capsys.readouterr().err
+    assert err.count("labrpc.Service.dispatch(): unknown method") == 6

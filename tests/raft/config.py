@@ -147,11 +147,13 @@ class config:
                 ch, th = self.applyChs[i], self.applierThreads[i]
                 self.mu.release()
                 try:
-                    rf.Kill()
                     # Python cannot leak a blocked applier like Go: close its
                     # channel so it ends, and let it finish its current message
-                    # before start1 resets this server's applier state.
+                    # before start1 resets this server's applier state.  Closing
+                    # first also frees a Raft blocked sending while holding the
+                    # lock that Kill() may need.
                     ch.close()
+                    rf.Kill()
                     if th is not None and th is not threading.current_thread():
                         th.join(THREAD_EXIT_SECONDS)
                 finally:
@@ -324,13 +326,15 @@ class config:
         already failing, report nothing more."""
         failing = sys.exc_info()[0] is not None
         self.finished.set()
+        # Channels first: a Raft blocked sending on applyCh while holding its lock
+        # (a deadlock the test may have failed on) lets go, so Kill() cannot hang.
+        for ch in self.applyChs:
+            if ch is not None:
+                ch.close()
         for i in range(len(self.rafts)):
             rf = self.rafts[i]
             if rf is not None:
                 rf.Kill()
-        for ch in self.applyChs:
-            if ch is not None:
-                ch.close()
         self.net.Cleanup()
 
         leftover = self._waitThreads(THREAD_EXIT_SECONDS)
