@@ -12,8 +12,8 @@ skeleton twin (raft/util.py, say) are exported as they are.
 Every skeleton Python file must compile (an error names the file and line, and
 leaves DEST untouched).  DEST must be empty or absent.  Files not in git (the
 venv, caches, test output) are not exported, nor is EXCLUDED: the skeleton
-folder itself, once laid over, and this exporter's tests, which would fail once
-a student's code passes the lab tests.
+folder itself, once laid over, this exporter's tests, which would fail once a
+student's code passes the lab tests, and the tests of the solution's internals.
 """
 
 import argparse
@@ -24,8 +24,9 @@ import sys
 
 SKELETON_DIR = "skeleton/"
 
-# Tracked paths (files, or folders ending in "/") left out of the export.
-EXCLUDED = (SKELETON_DIR, "tests/skeleton/")
+# Tracked paths (files, or folders ending in "/") left out of the export: the skeleton
+# folder (laid over already), and tests of this solution's own internals.
+EXCLUDED = (SKELETON_DIR, "tests/skeleton/", "tests/raft/test_raft_edges.py")
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
