@@ -51,8 +51,8 @@ stress: $(STAMP)
 bench: $(STAMP)
 	$(VPY) -m bench
 
-# The student starting point: the project with raft/ and kvraft/ cut down to the lab's
-# skeleton, using the markers in those files (see tools/skeleton.py).
+# The student starting point: the project with the files under skeleton/<pkg>/ laid over
+# <pkg>/ (see tools/skeleton.py).
 skeleton: $(STAMP)
 	$(VPY) tools/skeleton.py '$(DEST)'
 

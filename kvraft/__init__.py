@@ -2,9 +2,7 @@ from .client import Clerk, MakeClerk, nrand  # noqa: F401
 from .common import (  # noqa: F401
     OK,
     ErrNoKey,
-    # BEGIN SOLUTION
     ErrTimeout,
-    # END SOLUTION
     ErrWrongLeader,
     GetArgs,
     GetReply,

@@ -7,11 +7,9 @@ import labgob
 OK = "OK"
 ErrNoKey = "ErrNoKey"
 ErrWrongLeader = "ErrWrongLeader"
-# BEGIN SOLUTION
 # The server was leader but saw no commit in time (e.g. it sits in a minority
 # partition without knowing it yet): the clerk should try another server.
 ErrTimeout = "ErrTimeout"
-# END SOLUTION
 
 
 # Put or Append
@@ -21,13 +19,9 @@ class PutAppendArgs:
     Key: str = ""
     Value: str = ""
     Op: str = ""  # "Put" or "Append"
-    #> # You'll have to add definitions here.
-    #> # Give every field a default value.
-    # BEGIN SOLUTION
     # A clerk numbers its requests so that a server applies each one at most once.
     ClientId: int = 0
     SeqNum: int = 0
-    # END SOLUTION
 
 
 @labgob.Register
@@ -40,11 +34,8 @@ class PutAppendReply:
 @dataclasses.dataclass
 class GetArgs:
     Key: str = ""
-    #> # You'll have to add definitions here.
-    # BEGIN SOLUTION
     ClientId: int = 0
     SeqNum: int = 0
-    # END SOLUTION
 
 
 @labgob.Register

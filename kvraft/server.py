@@ -1,4 +1,3 @@
-# BEGIN SOLUTION
 """The key/value server: a replicated state machine on Raft.
 
 Every request, Gets included, goes through the Raft log; a server answers a
@@ -7,31 +6,22 @@ requests, and the table of the last number applied per clerk travels in the
 snapshot, so a retried Put or Append is applied at most once, even across
 snapshots and restarts.
 """
-# END SOLUTION
-#> """The key/value server: a replicated state machine on Raft."""
 
 import dataclasses
-# BEGIN SOLUTION
 import io
-# END SOLUTION
 import threading
-# BEGIN SOLUTION
 import time
-# END SOLUTION
 
 import labgob
 import raft
-from raft.util import DPrintf, Debug
+from raft.util import DPrintf
 
-# BEGIN SOLUTION
 from .common import OK, ErrNoKey, ErrTimeout, ErrWrongLeader
 
 # How often a waiting handler checks that its Raft still leads in the same term,
 # and how long it waits for its entry before telling the clerk to try elsewhere.
 LEADERSHIP_CHECK_INTERVAL = 0.050
 APPLY_TIMEOUT = 1.0
-# END SOLUTION
-#> from .common import OK, ErrNoKey, ErrWrongLeader
 
 
 @labgob.Register
@@ -39,9 +29,6 @@ APPLY_TIMEOUT = 1.0
 class Op:
     """A log entry: one clerk request."""
 
-    #> # Your definitions here.
-    #> # Give every field a default value.
-    # BEGIN SOLUTION
     Kind: str = ""  # "Get", "Put" or "Append"
     Key: str = ""
     Value: str = ""
@@ -59,25 +46,16 @@ class _Waiter:
         self.done = threading.Event()
         self.err = ErrWrongLeader
         self.value = ""
-# END SOLUTION
 
 
 class KVServer:
     def __init__(self, servers, me, persister, maxraftstate):
-        #> # Register with labgob every dataclass that travels through Raft (the
-        #> # @labgob.Register decorator does that for Op).
         self.mu = threading.Lock()
         self.me = me
         self.dead = False  # set by Kill()
         self.maxraftstate = maxraftstate  # snapshot if the Raft state grows this big (-1: never)
-        # BEGIN SOLUTION
         self.persister = persister
-        # END SOLUTION
-        #>
-        #> # You may need initialization code here.
-        #>
         self.applyCh = raft.Chan()
-        # BEGIN SOLUTION
 
         self.data = {}  # key -> value
         self.lastSeq = {}  # client id -> highest SeqNum applied
@@ -86,41 +64,28 @@ class KVServer:
         self.waiters = {}  # log index -> [_Waiter]
         self._restore(persister.ReadSnapshot())
 
-        # END SOLUTION
         self.rf = raft.Make(servers, me, persister, self.applyCh)
-        #>
-        #> # You may need initialization code here.
-        # BEGIN SOLUTION
         self._applier = threading.Thread(target=self.applier, name=f"kv{me}-applier", daemon=True)
         self._applier.start()
-        # END SOLUTION
 
     # ---- RPC handlers ---------------------------------------------------------------
 
     def Get(self, args, reply):
-        #> # Your code here.
-        #> pass
-        # BEGIN SOLUTION
         reply.Err, reply.Value = self._submit(Op("Get", args.Key, "", args.ClientId, args.SeqNum))
-        # END SOLUTION
 
     def PutAppend(self, args, reply):
-        #> # Your code here.
-        #> pass
-        # BEGIN SOLUTION
         if args.Op not in ("Put", "Append"):
             raise ValueError(f"KVServer.PutAppend: unknown op {args.Op!r}")
         reply.Err, _ = self._submit(Op(args.Op, args.Key, args.Value, args.ClientId, args.SeqNum))
-        # END SOLUTION
 
-    # BEGIN SOLUTION
     def _submit(self, op):
         """Start op in Raft and wait until it is applied; returns (Err, value)."""
         if self.killed():
             return ErrWrongLeader, ""
         w = _Waiter(op)
         with self.mu:
-            # Register before Start, so the applier cannot miss us however fast it is.
+            # Start under mu: the applier takes mu before it looks for the waiters of
+            # an index, so it cannot apply our entry before we are registered.
             index, term, isLeader = self.rf.Start(op)
             if not isLeader:
                 return ErrWrongLeader, ""
@@ -133,17 +98,15 @@ class KVServer:
             if time.monotonic() >= deadline:
                 w.err = ErrTimeout
                 break
-        else:
-            return w.err, w.value
-        with self.mu:
-            pending = self.waiters.get(index)
-            if pending is not None and w in pending:
-                pending.remove(w)
-                if not pending:
-                    del self.waiters[index]
-        if w.done.is_set():  # applied just as we gave up
-            return w.err, w.value
-        return w.err, ""
+        if not w.done.is_set():
+            # We gave up: unregister, unless the applier has taken us meanwhile.
+            with self.mu:
+                pending = self.waiters.get(index)
+                if pending is not None and w in pending:
+                    pending.remove(w)
+                    if not pending:
+                        del self.waiters[index]
+        return w.err, w.value
 
     # ---- applying the log ---------------------------------------------------------------
 
@@ -181,8 +144,7 @@ class KVServer:
                 ):
                     self.unsnapshotted = 0
                     self.rf.Snapshot(msg.CommandIndex, self._snapshot())
-                    if Debug:
-                        DPrintf("SNAP", self.me, "snapshot through %d", msg.CommandIndex)
+                    DPrintf("SNAP", self.me, "snapshot through %d", msg.CommandIndex)
 
     def _apply(self, op):
         """Apply op to the state (caller holds mu); returns (Err, value)."""
@@ -196,8 +158,7 @@ class KVServer:
                 self.data[op.Key] = op.Value
             else:
                 self.data[op.Key] = self.data.get(op.Key, "") + op.Value
-            if Debug:
-                DPrintf("APLY", self.me, "%s %r by C%x #%d", op.Kind, op.Key, op.ClientId & 0xFFFF, op.SeqNum)
+            DPrintf("APLY", self.me, "%s %r by C%x #%d", op.Kind, op.Key, op.ClientId & 0xFFFF, op.SeqNum)
         return OK, ""
 
     def _failWaitersThrough(self, index):
@@ -229,23 +190,19 @@ class KVServer:
             raise ValueError(f"kvserver {self.me}: corrupted snapshot: unexpected field types")
         self.lastApplied, self.data, self.lastSeq = lastApplied, data, lastSeq
 
-    # END SOLUTION
     # ---- lifecycle ------------------------------------------------------------------------
 
     def Kill(self):
         """Stop the server and its Raft; every thread they started ends."""
         self.dead = True
         self.rf.Kill()
-        #> # Your code here, if desired.
-        # BEGIN SOLUTION
-        # Closing applyCh ends our applier and releases Raft's, which may be blocked sending.
+        # Closing applyCh ends our applier (Raft's own ended with rf.Kill()).
         self.applyCh.close()
         with self.mu:
             for ws in self.waiters.values():
                 for w in ws:
                     w.done.set()
             self.waiters.clear()
-        # END SOLUTION
 
     def killed(self):
         return self.dead

@@ -1,11 +1,9 @@
 from .raft import (  # noqa: F401
     ApplyMsg,
-    # BEGIN SOLUTION
     AppendEntriesArgs,
     AppendEntriesReply,
     InstallSnapshotArgs,
     InstallSnapshotReply,
-    # END SOLUTION
     Make,
     Raft,
     RequestVoteArgs,

@@ -1,4 +1,3 @@
-# BEGIN SOLUTION
 """A Raft peer: the interface the tester and the key/value service use.
 
     rf = Make(peers, me, persister, applyCh)   create a peer
@@ -10,54 +9,48 @@
 Each committed entry is sent to the service as an ApplyMsg on applyCh, in log
 order; a snapshot received from the leader is sent the same way.
 
+The rules of Figure 2 of the paper (and Figure 13's InstallSnapshot) are marked
+where they are implemented: `grep -n "Figure 2" raft/raft.py` lists them.
+
 Threads (goroutines in Go), all ending after Kill():
-  ticker       election timeouts, and heartbeats while leader
-  applier      hands committed entries and snapshots to applyCh
+  ticker       election timeouts, and the leader's heartbeats (one per peer)
+  applier      hands committed entries and snapshots to applyCh (one per peer)
   replicator   one per other peer: sends AppendEntries / InstallSnapshot
-  election and heartbeat senders: short-lived, one per RPC that must not wait
-               behind another (votes; heartbeats to a peer whose last RPC hangs)
+  vote senders one per other peer and election, each living as long as its
+               RequestVote (up to 7 s when the network delays it)
+  heartbeat senders  one per heartbeat to a peer whose replicator waits on an RPC
+               that has not returned for a heartbeat interval, so that a hung RPC
+               (up to 7 s to an unreachable peer) never delays a heartbeat; each
+               lives as long as its RPC
+So a 5-peer cluster idles at 5 x 6 = 30 threads, but while a leader cannot reach
+some peers it adds up to ten short-lived senders a second per unreachable peer:
+TestBackup2B, which cuts a leader off from three of its four followers for
+seconds at a time, peaks at about 280 threads (mean 165).  Python threads cost
+memory and GIL hand-offs, not correctness; the lab tests' times are unaffected.
 """
-# END SOLUTION
-#> """A Raft peer: the interface the tester and the key/value service use.
-#>
-#>     rf = Make(peers, me, persister, applyCh)   create a peer
-#>     index, term, isLeader = rf.Start(command)  start agreement on a new log entry
-#>     term, isLeader = rf.GetState()              ask a peer its term and whether it leads
-#>     rf.Snapshot(index, snapshot)                the service has snapshotted up to index
-#>     rf.Kill()                                   stop the peer and all its threads
-#>
-#> Each time a new entry is committed to the log, each peer sends an ApplyMsg
-#> for it on applyCh, to the service (or tester) on the same server.
-#> """
 
 import dataclasses
-# BEGIN SOLUTION
 import io
-# END SOLUTION
-#> # import io
 import random
 import threading
 import time
 
 import labgob
 
-from .util import DPrintf, Debug
+from .util import DPrintf
 
 __all__ = [
     "ApplyMsg",
-    # BEGIN SOLUTION
     "AppendEntriesArgs",
     "AppendEntriesReply",
     "InstallSnapshotArgs",
     "InstallSnapshotReply",
-    # END SOLUTION
     "Make",
     "Raft",
     "RequestVoteArgs",
     "RequestVoteReply",
 ]
 
-# BEGIN SOLUTION
 HEARTBEAT_INTERVAL = 0.100  # seconds; the tests allow at most ~10 heartbeats a second per peer
 ELECTION_TIMEOUT_MIN = 0.300  # a random timeout in [min, max) avoids split votes
 ELECTION_TIMEOUT_MAX = 0.500
@@ -66,22 +59,16 @@ ELECTION_TIMEOUT_MAX = 0.500
 RETRY_AFTER_LOSS = 0.020
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
-_LOST = "lost"  # what _sendAppend returns when its RPC got no reply
-# END SOLUTION
 
 
 @dataclasses.dataclass
 class ApplyMsg:
     """What a peer sends on applyCh: a committed command, or a snapshot to install."""
-    #> # Set CommandValid to True when the message carries a newly committed log
-    #> # entry.  In part 2D other kinds of messages (snapshots) travel on applyCh
-    #> # too: set CommandValid to False for those.
 
     CommandValid: bool = False
     Command: object = None
     CommandIndex: int = 0
 
-    #> # For 2D:
     SnapshotValid: bool = False
     Snapshot: bytes = b""
     SnapshotTerm: int = 0
@@ -91,26 +78,15 @@ class ApplyMsg:
 @labgob.Register
 @dataclasses.dataclass
 class RequestVoteArgs:
-    #> """Example RequestVote RPC arguments.  Give every field a default value;
-    #> @labgob.Register lets the class travel over labrpc."""
-    #>
-    #> # Your data here (2A, 2B).
-    # BEGIN SOLUTION
     Term: int = 0
     CandidateId: int = 0
     LastLogIndex: int = 0
     LastLogTerm: int = 0
-    # END SOLUTION
 
 
 @labgob.Register
 @dataclasses.dataclass
 class RequestVoteReply:
-    #> """Example RequestVote RPC reply.  Give every field a default value: the
-    #> handler is given an empty RequestVoteReply() to fill in."""
-    #>
-    #> # Your data here (2A).
-    # BEGIN SOLUTION
     Term: int = 0
     VoteGranted: bool = False
 
@@ -152,20 +128,122 @@ class InstallSnapshotArgs:
 @dataclasses.dataclass
 class InstallSnapshotReply:
     Term: int = 0
-    # END SOLUTION
+
+
+class Log:
+    """The log entries after the snapshot, addressed by Raft index.
+
+    Entries are [term, command] pairs (lists, the form msgpack gives back, so
+    that they travel in AppendEntries without conversion).  The snapshot covers
+    every index up to lastIncludedIndex; the log holds lastIncludedIndex + 1 to
+    last_index().  Each entry's labgob encoding is kept beside it, so that
+    persisting a long log costs a join rather than a re-encoding.
+    """
+
+    def __init__(self, lastIncludedIndex=0, lastIncludedTerm=0):
+        self.lastIncludedIndex = lastIncludedIndex
+        self.lastIncludedTerm = lastIncludedTerm
+        self._entries = []  # index i lives at _entries[i - lastIncludedIndex - 1]
+        self._encoded = []  # labgob bytes of each entry, in step with _entries
+
+    @staticmethod
+    def well_formed(entries):
+        """Is entries (say, decoded from storage) a list of [term, command] pairs?"""
+        return isinstance(entries, list) and all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) for e in entries
+        )
+
+    def _pos(self, index):
+        pos = index - self.lastIncludedIndex - 1
+        if not 0 <= pos < len(self._entries):
+            raise IndexError(
+                f"log index {index} outside {self.lastIncludedIndex + 1}..{self.last_index()}"
+            )
+        return pos
+
+    def last_index(self):
+        return self.lastIncludedIndex + len(self._entries)
+
+    def last_term(self):
+        return self._entries[-1][0] if self._entries else self.lastIncludedTerm
+
+    def term(self, index):
+        """The term of entry index, which may be the snapshot's last entry."""
+        if index == self.lastIncludedIndex:
+            return self.lastIncludedTerm
+        return self._entries[self._pos(index)][0]
+
+    def entries_from(self, index):
+        """A copy of the entries from index to the end (index may be last_index() + 1)."""
+        if index == self.last_index() + 1:
+            return []
+        return self._entries[self._pos(index):]
+
+    def commands(self, first, last):
+        """The commands of entries first..last, both included."""
+        return [command for _, command in self._entries[self._pos(first) : self._pos(last) + 1]]
+
+    def append(self, entries):
+        """Append [term, command] pairs.  An entry labgob cannot encode raises
+        TypeError and leaves the log unchanged."""
+        encoded = [labgob.encode(entry) for entry in entries]
+        self._entries.extend(entries)
+        self._encoded.extend(encoded)
+
+    def truncate_from(self, index):
+        """Drop entry index and every entry after it."""
+        pos = self._pos(index)
+        del self._entries[pos:]
+        del self._encoded[pos:]
+
+    def compact_through(self, index):
+        """The snapshot now covers index: drop it and the entries before it."""
+        pos = self._pos(index)
+        self.lastIncludedTerm = self._entries[pos][0]
+        self.lastIncludedIndex = index
+        del self._entries[: pos + 1]
+        del self._encoded[: pos + 1]
+
+    def reset(self, lastIncludedIndex, lastIncludedTerm):
+        """Drop every entry: the log now starts after a snapshot through lastIncludedIndex."""
+        self.lastIncludedIndex = lastIncludedIndex
+        self.lastIncludedTerm = lastIncludedTerm
+        self._entries = []
+        self._encoded = []
+
+    def first_of_term(self, index):
+        """The first index of the run of entries of index's term that ends at index
+        (no lower than the first entry the log holds)."""
+        term = self.term(index)
+        while index - 1 > self.lastIncludedIndex and self.term(index - 1) == term:
+            index -= 1
+        return index
+
+    def last_of_term(self, term):
+        """The last index the log holds with this term, or None."""
+        index = self.last_index()
+        while index > self.lastIncludedIndex and self.term(index) > term:
+            index -= 1
+        if index > self.lastIncludedIndex and self.term(index) == term:
+            return index
+        return None
+
+    def encoded_entries(self):
+        """The labgob encoding of the list of entries."""
+        return _array_header(len(self._encoded)) + b"".join(self._encoded)
+
+
+def _array_header(n):
+    """msgpack's header of an n-element array, so encoded entries can be joined into one list."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
 
 
 class Raft:
-    #> """A single Raft peer."""
-    # BEGIN SOLUTION
-    """A single Raft peer.
-
-    The log is a list of [term, command] pairs (lists, not objects, so that
-    persisting a long log stays cheap).  log[0] stands for the last entry
-    covered by the snapshot: its term is lastIncludedTerm and its command is
-    None.  Log index i lives at log[i - lastIncludedIndex].
-    """
-    # END SOLUTION
+    """A single Raft peer."""
 
     def __init__(self, peers, me, persister, applyCh):
         self.mu = threading.Lock()  # protects everything below
@@ -173,19 +251,13 @@ class Raft:
         self.persister = persister  # holds this peer's persisted state
         self.me = me  # this peer's index into peers
         self.dead = False  # set by Kill()
-        #>
-        #> # Your data here (2A, 2B, 2C).
-        #> # Figure 2 of the paper describes the state a Raft server keeps.
-        # BEGIN SOLUTION
         self.applyCh = applyCh
 
-        # Persistent state (Figure 2), plus the snapshot's boundary.
+        # Persistent state (Figure 2), the log carrying the snapshot's boundary.
         self.currentTerm = 0
         self.votedFor = -1
-        self.log = [[0, None]]
-        self.lastIncludedIndex = 0
+        self.log = Log()
         self.snapshot = None  # bytes of the latest snapshot, None before the first
-        self._encoded = []  # labgob bytes of log[1:], kept in step with log for persist()
 
         # Volatile state.
         self.state = FOLLOWER
@@ -204,154 +276,74 @@ class Raft:
         self.tickerCond = threading.Condition(self.mu)
         self.applyCond = threading.Condition(self.mu)
         self.replicateCond = [threading.Condition(self.mu) for _ in range(n)]
-        # END SOLUTION
 
     # ---- state the tester and services read ----------------------------------
 
     def GetState(self):
         """Return currentTerm and whether this server believes it is the leader."""
-        #> term = 0
-        #> isleader = False
-        #> # Your code here (2A).
-        #> return term, isleader
-        # BEGIN SOLUTION
         with self.mu:
             return self.currentTerm, self.state == LEADER
-        # END SOLUTION
 
     def Start(self, command):
         """Start agreement on the next command, if this server is the leader.
 
         Returns at once (index, term, isLeader); there is no guarantee that the
-        command will ever be committed."""
-        #> index = -1
-        #> term = -1
-        #> isLeader = True
-        #>
-        #> # Your code here (2B).
-        #>
-        #> return index, term, isLeader
-        # BEGIN SOLUTION
+        command will ever be committed.  A command labgob cannot encode raises
+        TypeError and changes nothing."""
         with self.mu:
             if self.state != LEADER or self.dead:
                 return -1, self.currentTerm, False
-            self._appendEntry([self.currentTerm, command])
+            # Figure 2, Rules for Leaders 2: append the command to the local log.
+            try:
+                self.log.append([[self.currentTerm, command]])
+            except TypeError as e:
+                raise TypeError(f"Raft.Start: cannot replicate {command!r}: {e}") from None
             self.persist()
-            index = self.lastLogIndex()
+            index = self.log.last_index()
             self.matchIndex[self.me] = index
-            if Debug:
-                DPrintf("LOG1", self.me, "T%d start %d: %r", self.currentTerm, index, command)
+            DPrintf("LOG1", self.me, "T%d start %d: %r", self.currentTerm, index, command)
             self._replicateNow()
             self._advanceCommitIndex()
             return index, self.currentTerm, True
-        # END SOLUTION
 
     def Kill(self):
         """Stop this peer: every thread it started ends soon after."""
-        #> # A thread with a long-running loop checks killed() and ends once
-        #> # Kill() has been called: the tests check that no thread is left.
-        #> self.dead = True
-        #> # Your code here, if desired.
-        # BEGIN SOLUTION
         with self.mu:
             self.dead = True
             self.tickerCond.notify_all()
             self.applyCond.notify_all()
             for c in self.replicateCond:
                 c.notify_all()
-        if Debug:
-            DPrintf("DROP", self.me, "killed")
-        # END SOLUTION
+        # Release an applier blocked on applyCh that nobody reads any more.
+        self.applyCh.wake_senders()
+        DPrintf("DROP", self.me, "killed")
 
     def killed(self):
         return self.dead
 
-    # BEGIN SOLUTION
-    # ---- log helpers (caller holds mu) ----------------------------------------
-
-    def lastLogIndex(self):
-        return self.lastIncludedIndex + len(self.log) - 1
-
-    def termAt(self, index):
-        return self.log[index - self.lastIncludedIndex][0]
-
-    def _appendEntry(self, entry):
-        self.log.append(entry)
-        self._encoded.append(labgob.encode(entry))
-
-    def _truncateFrom(self, index):
-        """Drop the entries at index and after."""
-        k = index - self.lastIncludedIndex
-        del self.log[k:]
-        del self._encoded[k - 1:]
-
-    def _trimThrough(self, index, term):
-        """Drop the entries up to and including index; log[0] then stands for it."""
-        k = index - self.lastIncludedIndex
-        if 0 < k < len(self.log):
-            self.log = [[term, None]] + self.log[k + 1:]
-            self._encoded = self._encoded[k:]
-        else:
-            self.log = [[term, None]]
-            self._encoded = []
-        self.lastIncludedIndex = index
-
-    # END SOLUTION
     # ---- persistence ------------------------------------------------------------
 
     def persist(self):
-        #> """Save Raft's persistent state (Figure 2 says what it is) to stable
-        #> storage, where a restarted peer finds it.  Until snapshots are
-        #> implemented, pass None as Save's second argument; after that, pass the
-        #> current snapshot (None if there is none yet)."""
-        #> # Your code here (2C).
-        #> # Example:
-        #> # w = io.BytesIO()
-        #> # e = labgob.NewEncoder(w)
-        #> # e.Encode(self.xxx)
-        #> # e.Encode(self.yyy)
-        #> # raftstate = w.getvalue()
-        #> # self.persister.Save(raftstate, None)
-        # BEGIN SOLUTION
         """Save currentTerm, votedFor, the log and the snapshot boundary (and the
         snapshot itself) to stable storage, where a restarted peer finds them."""
         w = io.BytesIO()
         e = labgob.NewEncoder(w)
         e.Encode(self.currentTerm)
         e.Encode(self.votedFor)
-        e.Encode(self.lastIncludedIndex)
-        e.Encode(self.log[0][0])
+        e.Encode(self.log.lastIncludedIndex)
+        e.Encode(self.log.lastIncludedTerm)
         # Not in Figure 2: a committed index, so a restarted peer can re-apply its log
         # before it hears from a leader (any committed index is a safe value).
         e.Encode(self.commitIndex)
-        # The entries are encoded once when they join the log; only the list header is new.
-        w.write(_array_header(len(self._encoded)))
-        w.write(b"".join(self._encoded))
+        w.write(self.log.encoded_entries())
         self.persister.Save(w.getvalue(), self.snapshot)
-        if Debug:
-            DPrintf("PERS", self.me, "T%d saved vote=%d last=%d", self.currentTerm, self.votedFor, self.lastLogIndex())
-        # END SOLUTION
+        DPrintf("PERS", self.me, "T%d saved vote=%d last=%d", self.currentTerm, self.votedFor, self.log.last_index())
 
-    # BEGIN SOLUTION
-    def readPersist(self, data, snapshot):
-        """Restore previously persisted state; a corrupted state is an error, not a fresh start."""
-        # END SOLUTION
-    #> def readPersist(self, data):
-        #> """Restore previously persisted state."""
+    def readPersist(self, data):
+        """Restore previously persisted state (and the snapshot it refers to); a
+        corrupted state is an error, not a fresh start."""
         if not data:  # bootstrap without any state
             return
-        #> # Your code here (2C).
-        #> # Example:
-        #> # d = labgob.NewDecoder(io.BytesIO(data))
-        #> # try:
-        #> #     xxx = d.Decode()
-        #> #     yyy = d.Decode()
-        #> # except labgob.DecodeError:
-        #> #     error...
-        #> # else:
-        #> #     self.xxx = xxx
-        #> #     self.yyy = yyy
-        # BEGIN SOLUTION
         try:
             d = labgob.NewDecoder(io.BytesIO(data))
             currentTerm = d.Decode()
@@ -362,8 +354,7 @@ class Raft:
             entries = d.Decode()
             ok = (
                 all(isinstance(x, int) for x in (currentTerm, votedFor, lastIncludedIndex, lastIncludedTerm, commitHint))
-                and isinstance(entries, list)
-                and all(isinstance(en, list) and len(en) == 2 and isinstance(en[0], int) for en in entries)
+                and Log.well_formed(entries)
             )
         except labgob.DecodeError as err:
             raise ValueError(f"raft S{self.me}: corrupted persisted state: {err}") from None
@@ -371,107 +362,101 @@ class Raft:
             raise ValueError(f"raft S{self.me}: corrupted persisted state: unexpected field types")
         self.currentTerm = currentTerm
         self.votedFor = votedFor
-        self.lastIncludedIndex = lastIncludedIndex
-        self.log = [[lastIncludedTerm, None]] + entries
-        self._encoded = [labgob.encode(en) for en in entries]
+        self.log.reset(lastIncludedIndex, lastIncludedTerm)
+        self.log.append(entries)
         if lastIncludedIndex > 0:
-            self.snapshot = snapshot
+            self.snapshot = self.persister.ReadSnapshot()
             # The service restores itself from the snapshot; entries before it are applied.
             self.commitIndex = self.lastApplied = lastIncludedIndex
-        self.commitIndex = max(self.commitIndex, min(commitHint, self.lastLogIndex()))
-        # END SOLUTION
+        self.commitIndex = max(self.commitIndex, min(commitHint, self.log.last_index()))
 
     # ---- snapshots from the service -----------------------------------------------
 
     def Snapshot(self, index, snapshot):
         """The service has created a snapshot holding all entries up to and
         including index: Raft no longer needs those entries and trims its log."""
-        #> # Your code here (2D).
-        #> pass
-        # BEGIN SOLUTION
         with self.mu:
             # The service calls this while taking entry `index` from applyCh, before
             # lastApplied has moved on, so the bound is commitIndex.
-            if index <= self.lastIncludedIndex or index > self.commitIndex:
+            if index <= self.log.lastIncludedIndex or index > self.commitIndex:
                 return  # stale, or beyond what was committed: nothing to trim
-            self._trimThrough(index, self.termAt(index))
+            self.log.compact_through(index)
             self.snapshot = bytes(snapshot)
             self.persist()
-            if Debug:
-                DPrintf("SNAP", self.me, "T%d service snapshot through %d", self.currentTerm, index)
-        # END SOLUTION
+            DPrintf("SNAP", self.me, "T%d service snapshot through %d", self.currentTerm, index)
 
-    # ---- elections ------------------------------------------------------------------
+    # ---- terms ----------------------------------------------------------------------
 
-    # BEGIN SOLUTION
-    def _resetElectionTimer(self):
-        self.electionDeadline = time.monotonic() + random.uniform(ELECTION_TIMEOUT_MIN, ELECTION_TIMEOUT_MAX)
-
-    def _becomeFollower(self, term):
-        """A higher term has been seen: adopt it and step down.  Caller persists."""
-        if Debug:
-            DPrintf("TERM", self.me, "T%d -> T%d, follower", self.currentTerm, term)
+    def _observeTerm(self, term):
+        """Every RPC request and reply passes its sender's term through here."""
+        if term <= self.currentTerm:
+            return
+        # Figure 2, Rules for All Servers 2: a term T > currentTerm in a request or
+        # response: set currentTerm = T, convert to follower (§5.1).
+        DPrintf("TERM", self.me, "T%d -> T%d, follower", self.currentTerm, term)
+        if self.state == LEADER:
+            self._resetElectionTimer()  # a leader's deadline is long past: do not stand at once
         self.currentTerm = term
         self.votedFor = -1
         self.state = FOLLOWER
+        self.persist()
 
-    def _upToDate(self, lastLogIndex, lastLogTerm):
-        """Is a candidate's log at least as up-to-date as ours (section 5.4.1)?"""
-        myTerm = self.log[-1][0]
-        return lastLogTerm > myTerm or (lastLogTerm == myTerm and lastLogIndex >= self.lastLogIndex())
+    def _acceptLeader(self, term, reply):
+        """The start of AppendEntries and InstallSnapshot: False if the sender is
+        not the leader of our term (a stale one); otherwise follow it."""
+        self._observeTerm(term)
+        reply.Term = self.currentTerm
+        if term < self.currentTerm:
+            return False
+        # Figure 2, Rules for Candidates 3: AppendEntries from the new leader: convert to follower.
+        self.state = FOLLOWER
+        # Figure 2, Rules for Followers 2: hearing from the current leader postpones the election.
+        self._resetElectionTimer()
+        return True
 
-    # END SOLUTION
+    # ---- elections ------------------------------------------------------------------
+
+    def _resetElectionTimer(self):
+        self.electionDeadline = time.monotonic() + random.uniform(ELECTION_TIMEOUT_MIN, ELECTION_TIMEOUT_MAX)
+
     def RequestVote(self, args, reply):
-        #> """Example RequestVote RPC handler."""
-        #> # Your code here (2A, 2B).
-        #> pass
-        # BEGIN SOLUTION
         with self.mu:
-            if args.Term > self.currentTerm:
-                self._becomeFollower(args.Term)
-                self.persist()
+            self._observeTerm(args.Term)
             reply.Term = self.currentTerm
-            if (
-                args.Term == self.currentTerm
-                and self.votedFor in (-1, args.CandidateId)
-                and self._upToDate(args.LastLogIndex, args.LastLogTerm)
-            ):
+            # Figure 2, RequestVote receiver 1: reply false if term < currentTerm (§5.1).
+            if args.Term < self.currentTerm:
+                return
+            # Figure 2, RequestVote receiver 2: grant the vote if votedFor is null or
+            # candidateId, and the candidate's log is at least as up-to-date as ours.
+            if self.votedFor in (-1, args.CandidateId) and self._upToDate(args.LastLogIndex, args.LastLogTerm):
                 if self.votedFor != args.CandidateId:
                     self.votedFor = args.CandidateId
                     self.persist()
                 reply.VoteGranted = True
+                # Figure 2, Rules for Followers 2: granting a vote postpones our own election.
                 self._resetElectionTimer()
-                if Debug:
-                    DPrintf("VOTE", self.me, "T%d granted vote to S%d", self.currentTerm, args.CandidateId)
-        # END SOLUTION
+                DPrintf("VOTE", self.me, "T%d granted vote to S%d", self.currentTerm, args.CandidateId)
 
-    #> def sendRequestVote(self, server, args, reply):
-    #>     """Example code to send a RequestVote RPC to peers[server].
-    #>
-    #>     reply must be a RequestVoteReply, filled in place when the call
-    #>     succeeds.  labrpc simulates a lossy network: a peer may be unreachable,
-    #>     a request or a reply may be lost.  Call() returns True if a reply came
-    #>     back within a timeout, False otherwise (a dead or unreachable peer, a
-    #>     lost request or reply), so it may take a while to return.  It always
-    #>     returns, unless the handler on the other side never does: there is no
-    #>     need for timeouts of your own around Call().  See labrpc/labrpc.py.
-    #>     If an RPC does not work, check that the args and reply dataclasses
-    #>     are registered with labgob and give every field a default.
-    #>     """
-    #>     ok = self.peers[server].Call("Raft.RequestVote", args, reply)
-    #>     return ok
-    # BEGIN SOLUTION
+    def _upToDate(self, lastLogIndex, lastLogTerm):
+        # §5.4.1: the log whose last entry has the later term is more up-to-date; with
+        # equal last terms, the longer log is.
+        myTerm = self.log.last_term()
+        return lastLogTerm > myTerm or (lastLogTerm == myTerm and lastLogIndex >= self.log.last_index())
+
     def _startElection(self):
         """Become a candidate and ask every peer for its vote (caller holds mu)."""
+        # Figure 2, Rules for Followers 2 and Candidates 4: an election timeout starts
+        # an election.  Figure 2, Rules for Candidates 1: increment currentTerm, vote
+        # for self, reset the election timer, send RequestVote to all other servers.
         self.state = CANDIDATE
         self.currentTerm += 1
         self.votedFor = self.me
         self.persist()
         self._resetElectionTimer()
-        if Debug:
-            DPrintf("TIMR", self.me, "T%d election timeout, campaigning", self.currentTerm)
-        args = RequestVoteArgs(self.currentTerm, self.me, self.lastLogIndex(), self.log[-1][0])
-        votes = [1]
+        DPrintf("TIMR", self.me, "T%d election timeout, campaigning", self.currentTerm)
+        args = RequestVoteArgs(self.currentTerm, self.me, self.log.last_index(), self.log.last_term())
+        votes = set()  # the peers that granted their vote in this election
+        self._countVote(self.me, args, votes)
         for peer in range(len(self.peers)):
             if peer != self.me:
                 threading.Thread(
@@ -480,42 +465,41 @@ class Raft:
 
     def _askVote(self, peer, args, votes):
         reply = RequestVoteReply()
-        if not self.peers[peer].Call("Raft.RequestVote", args, reply):
+        if not self.sendRequestVote(peer, args, reply):
             return
         with self.mu:
-            if reply.Term > self.currentTerm:
-                self._becomeFollower(reply.Term)
-                self.persist()
-                return
-            if not reply.VoteGranted or self.state != CANDIDATE or self.currentTerm != args.Term:
-                return
-            votes[0] += 1
-            if votes[0] * 2 > len(self.peers):
-                self._becomeLeader()
+            self._observeTerm(reply.Term)
+            if reply.VoteGranted:
+                self._countVote(peer, args, votes)
+
+    def sendRequestVote(self, server, args, reply):
+        """Send a RequestVote to peers[server]; True if reply was filled in."""
+        return self.peers[server].Call("Raft.RequestVote", args, reply)
+
+    def _countVote(self, peer, args, votes):
+        """peer granted its vote for the election args asked for (caller holds mu)."""
+        if self.state != CANDIDATE or self.currentTerm != args.Term:
+            return  # that election is over
+        votes.add(peer)
+        # Figure 2, Rules for Candidates 2: votes from a majority of servers: become leader.
+        if len(votes) * 2 > len(self.peers):
+            self._becomeLeader()
 
     def _becomeLeader(self):
         self.state = LEADER
-        if Debug:
-            DPrintf("LEAD", self.me, "T%d leader, last log %d", self.currentTerm, self.lastLogIndex())
-        last = self.lastLogIndex()
+        last = self.log.last_index()
+        DPrintf("LEAD", self.me, "T%d leader, last log %d", self.currentTerm, last)
         for peer in range(len(self.peers)):
             self.nextIndex[peer] = last + 1
             self.matchIndex[peer] = 0
         self.matchIndex[self.me] = last
-        self.tickerCond.notify()  # the ticker announces the leadership at once
-    # END SOLUTION
+        # Figure 2, Rules for Leaders 1: send initial empty AppendEntries (heartbeats)
+        # upon election: the ticker does so as soon as it wakes.
+        self.tickerCond.notify()
 
     # ---- the ticker: election timeouts and heartbeats --------------------------------
 
     def ticker(self):
-        #> while not self.killed():
-        #>     # Your code here (2A)
-        #>     # Check if a leader election should be started.
-        #>
-        #>     # Sleep a random 50 to 350 ms.
-        #>     ms = 50 + random.randrange(300)
-        #>     time.sleep(ms / 1000)
-        # BEGIN SOLUTION
         with self.mu:
             self._resetElectionTimer()
             nextHeartbeat = 0.0
@@ -531,10 +515,13 @@ class Raft:
                     if now >= self.electionDeadline:
                         self._startElection()
                     self.tickerCond.wait(max(self.electionDeadline - time.monotonic(), 0.001))
-        # END SOLUTION
 
-    # BEGIN SOLUTION
     def _heartbeat(self, now):
+        """All a leader does on each heartbeat (caller holds mu).  Everything else
+        it does is a reaction: to Start, and to replies."""
+        # Figure 2, Rules for Leaders 1: repeat the heartbeats during idle periods to
+        # prevent election timeouts (§5.2).  Each is an AppendEntries carrying what the
+        # follower lacks (Figure 2, Rules for Leaders 3).
         for peer in range(len(self.peers)):
             if peer == self.me:
                 continue
@@ -567,98 +554,93 @@ class Raft:
                     return
                 self.replicatePending[peer] = False
                 self.inflightSince[peer] = time.monotonic()
-            result = self._sendAppend(peer)
+            try:
+                delivered, behind = self._sendAppend(peer)
+            finally:
+                with self.mu:
+                    self.inflightSince[peer] = None  # or heartbeats would take it for hung
             with self.mu:
-                self.inflightSince[peer] = None
-                if result is _LOST:
-                    if self.state == LEADER and self.nextIndex[peer] <= self.lastLogIndex():
-                        cond.wait(RETRY_AFTER_LOSS)
-                        self.replicatePending[peer] = True
-                elif result:
+                if not delivered and self.state == LEADER and self.nextIndex[peer] <= self.log.last_index():
+                    cond.wait(RETRY_AFTER_LOSS)
+                    self.replicatePending[peer] = True
+                elif behind:
                     self.replicatePending[peer] = True
 
     def _sendAppendsWhileBehind(self, peer):
-        while self._sendAppend(peer) is True:
-            pass
+        while True:
+            delivered, behind = self._sendAppend(peer)
+            if not (delivered and behind):
+                return
 
     def _sendAppend(self, peer):
-        """Send one AppendEntries (or InstallSnapshot) to peer and handle the
-        reply.  Returns True when the peer still lacks entries we could send now,
-        _LOST when the network lost the request or the reply."""
+        """Send peer one AppendEntries (or InstallSnapshot) and handle the reply.
+        Returns (delivered, behind): whether a reply came back, and whether the
+        peer still lacks entries we could send now."""
         with self.mu:
             if self.state != LEADER or self.dead:
-                return False
+                return True, False
             term = self.currentTerm
             nxt = self.nextIndex[peer]
-            if nxt <= self.lastIncludedIndex:
-                args = InstallSnapshotArgs(term, self.me, self.lastIncludedIndex, self.log[0][0], self.snapshot)
+            if nxt <= self.log.lastIncludedIndex:
+                args = InstallSnapshotArgs(term, self.me, self.log.lastIncludedIndex, self.log.lastIncludedTerm, self.snapshot)
             else:
-                prev = nxt - 1
-                k = prev - self.lastIncludedIndex
-                args = AppendEntriesArgs(term, self.me, prev, self.log[k][0], self.log[k + 1:], self.commitIndex)
+                # Figure 2, Rules for Leaders 3: last log index >= nextIndex: send
+                # AppendEntries with the entries starting at nextIndex.
+                args = AppendEntriesArgs(
+                    term, self.me, nxt - 1, self.log.term(nxt - 1), self.log.entries_from(nxt), self.commitIndex
+                )
         if isinstance(args, InstallSnapshotArgs):
             return self._sendSnapshot(peer, args)
 
         reply = AppendEntriesReply()
         if not self.peers[peer].Call("Raft.AppendEntries", args, reply):
-            return _LOST
+            return False, False
         with self.mu:
-            if reply.Term > self.currentTerm:
-                self._becomeFollower(reply.Term)
-                self.persist()
-                self._resetElectionTimer()
-                return False
+            self._observeTerm(reply.Term)
             if self.state != LEADER or self.currentTerm != term:
-                return False
-            if reply.Success:
-                match = args.PrevLogIndex + len(args.Entries)
-                if match > self.matchIndex[peer]:
-                    self.matchIndex[peer] = match
-                    self._advanceCommitIndex()
-                self.nextIndex[peer] = max(self.nextIndex[peer], match + 1)
-            else:
+                return True, False
+            if not reply.Success:
+                # Figure 2, Rules for Leaders 3: rejected for a log inconsistency:
+                # decrement nextIndex and retry, a whole term at a time (fast backup).
                 self.nextIndex[peer] = max(self._backup(reply), self.matchIndex[peer] + 1)
-                if Debug:
-                    DPrintf("LOG2", self.me, "T%d S%d rejected prev %d, next %d", term, peer, args.PrevLogIndex, self.nextIndex[peer])
-                return True
-            return self.nextIndex[peer] <= self.lastLogIndex()
+                DPrintf("LOG2", self.me, "T%d S%d rejected prev %d, next %d", term, peer, args.PrevLogIndex, self.nextIndex[peer])
+                return True, True
+            # Figure 2, Rules for Leaders 3: success: update nextIndex and matchIndex.
+            match = args.PrevLogIndex + len(args.Entries)
+            if match > self.matchIndex[peer]:
+                self.matchIndex[peer] = match
+                self._advanceCommitIndex()
+            self.nextIndex[peer] = max(self.nextIndex[peer], match + 1)
+            return True, self.nextIndex[peer] <= self.log.last_index()
 
     def _backup(self, reply):
         """The next index to try after a rejection, from the follower's hints."""
         if reply.XTerm == -1:
             return reply.XLen
         # Our last entry of the follower's conflicting term, if we have that term.
-        i = self.lastLogIndex()
-        while i > self.lastIncludedIndex and self.termAt(i) > reply.XTerm:
-            i -= 1
-        if i > self.lastIncludedIndex and self.termAt(i) == reply.XTerm:
-            return i + 1
-        return reply.XIndex
+        last = self.log.last_of_term(reply.XTerm)
+        return reply.XIndex if last is None else last + 1
 
     def _sendSnapshot(self, peer, args):
         reply = InstallSnapshotReply()
         if not self.peers[peer].Call("Raft.InstallSnapshot", args, reply):
-            return _LOST
+            return False, False
         with self.mu:
-            if reply.Term > self.currentTerm:
-                self._becomeFollower(reply.Term)
-                self.persist()
-                self._resetElectionTimer()
-                return False
+            self._observeTerm(reply.Term)
             if self.state != LEADER or self.currentTerm != args.Term:
-                return False
+                return True, False
             self.matchIndex[peer] = max(self.matchIndex[peer], args.LastIncludedIndex)
             self.nextIndex[peer] = max(self.nextIndex[peer], args.LastIncludedIndex + 1)
-            return self.nextIndex[peer] <= self.lastLogIndex()
+            return True, self.nextIndex[peer] <= self.log.last_index()
 
     def _advanceCommitIndex(self):
-        """Commit the highest index a majority holds, if it is of the current
-        term (Figure 8: older terms commit only through it)."""
+        # Figure 2, Rules for Leaders 4: if a majority has matchIndex >= N > commitIndex
+        # and log[N].term == currentTerm, set commitIndex = N.  Figure 8: an entry of an
+        # older term is committed only through one of the current term (§5.4.2).
         n = sorted(self.matchIndex, reverse=True)[len(self.peers) // 2]
-        if n > self.commitIndex and n > self.lastIncludedIndex and self.termAt(n) == self.currentTerm:
+        if n > self.commitIndex and n > self.log.lastIncludedIndex and self.log.term(n) == self.currentTerm:
             self.commitIndex = n
-            if Debug:
-                DPrintf("CMIT", self.me, "T%d commit %d", self.currentTerm, n)
+            DPrintf("CMIT", self.me, "T%d commit %d", self.currentTerm, n)
             self.applyCond.notify()
             self._replicateNow()  # tell the followers now rather than at the next heartbeat
 
@@ -666,52 +648,44 @@ class Raft:
 
     def AppendEntries(self, args, reply):
         with self.mu:
-            reply.Term = self.currentTerm
-            if args.Term < self.currentTerm:
+            # Figure 2, AppendEntries receiver 1: reply false if term < currentTerm (§5.1).
+            if not self._acceptLeader(args.Term, reply):
                 return
-            if args.Term > self.currentTerm:
-                self._becomeFollower(args.Term)
-                self.persist()
-                reply.Term = args.Term
-            self.state = FOLLOWER  # a candidate of this term yields to its leader
-            self._resetElectionTimer()
 
-            last = self.lastLogIndex()
+            # Figure 2, AppendEntries receiver 2: reply false if the log holds no entry at
+            # prevLogIndex whose term matches prevLogTerm (§5.3), with fast-backup hints.
+            last = self.log.last_index()
             if args.PrevLogIndex > last:
                 reply.XTerm, reply.XLen = -1, last + 1
                 return
-            if args.PrevLogIndex < self.lastIncludedIndex:
+            if args.PrevLogIndex < self.log.lastIncludedIndex:
                 # The snapshot already covers (committed) entries up to lastIncludedIndex.
-                reply.XTerm, reply.XLen = -1, self.lastIncludedIndex + 1
+                reply.XTerm, reply.XLen = -1, self.log.lastIncludedIndex + 1
                 return
-            prevTerm = self.termAt(args.PrevLogIndex)
+            prevTerm = self.log.term(args.PrevLogIndex)
             if prevTerm != args.PrevLogTerm:
                 reply.XTerm = prevTerm
-                i = args.PrevLogIndex
-                while i - 1 > self.lastIncludedIndex and self.termAt(i - 1) == prevTerm:
-                    i -= 1
-                reply.XIndex = i
+                reply.XIndex = self.log.first_of_term(args.PrevLogIndex)
                 reply.XLen = last + 1
                 return
 
-            # Append what is new; an old (reordered) request must not cut off newer entries.
-            changed = False
             index = args.PrevLogIndex
-            for pos, entry in enumerate(args.Entries):
+            for pos, (term, _) in enumerate(args.Entries):
                 index += 1
                 if index <= last:
-                    if self.termAt(index) == entry[0]:
-                        continue
-                    self._truncateFrom(index)
-                for e in args.Entries[pos:]:
-                    self._appendEntry(e)
-                changed = True
-                break
-            if changed:
+                    if self.log.term(index) == term:
+                        continue  # already held: an old (reordered) request must not cut off newer entries
+                    # Figure 2, AppendEntries receiver 3: an existing entry conflicts with a
+                    # new one (same index, different term): delete it and all that follow.
+                    self.log.truncate_from(index)
+                # Figure 2, AppendEntries receiver 4: append any new entries not already in the log.
+                self.log.append(args.Entries[pos:])
                 self.persist()
-                if Debug:
-                    DPrintf("LOG2", self.me, "T%d appended through %d from S%d", self.currentTerm, self.lastLogIndex(), args.LeaderId)
+                DPrintf("LOG2", self.me, "T%d appended through %d from S%d", self.currentTerm, self.log.last_index(), args.LeaderId)
+                break
             reply.Success = True
+            # Figure 2, AppendEntries receiver 5: if leaderCommit > commitIndex, set
+            # commitIndex = min(leaderCommit, index of last new entry).
             newCommit = min(args.LeaderCommit, args.PrevLogIndex + len(args.Entries))
             if newCommit > self.commitIndex:
                 self.commitIndex = newCommit
@@ -719,35 +693,34 @@ class Raft:
 
     def InstallSnapshot(self, args, reply):
         with self.mu:
-            reply.Term = self.currentTerm
-            if args.Term < self.currentTerm:
+            # Figure 13, InstallSnapshot receiver 1: reply immediately if term < currentTerm.
+            if not self._acceptLeader(args.Term, reply):
                 return
-            if args.Term > self.currentTerm:
-                self._becomeFollower(args.Term)
-                reply.Term = args.Term
-                self.persist()
-            self.state = FOLLOWER
-            self._resetElectionTimer()
-            if args.LastIncludedIndex <= self.commitIndex:
-                return  # we hold (and will apply) everything it covers
+            # Receivers 2-5 (chunks) do not apply: the snapshot comes in one RPC.
             index = args.LastIncludedIndex
-            if index <= self.lastLogIndex() and self.termAt(index) == args.LastIncludedTerm:
-                self._trimThrough(index, args.LastIncludedTerm)  # keep the entries that follow it
+            if index <= self.commitIndex:
+                return  # we hold (and will apply) everything it covers
+            if index <= self.log.last_index() and self.log.term(index) == args.LastIncludedTerm:
+                # Figure 13, InstallSnapshot receiver 6: an existing entry has the snapshot's
+                # last index and term: retain the entries that follow it.
+                self.log.compact_through(index)
             else:
-                self.log = [[args.LastIncludedTerm, None]]
-                self._encoded = []
-                self.lastIncludedIndex = index
+                # Figure 13, InstallSnapshot receiver 7: discard the entire log.
+                self.log.reset(index, args.LastIncludedTerm)
             self.snapshot = args.Data
             self.commitIndex = index
             self.persist()
+            # Figure 13, InstallSnapshot receiver 8: the service resets its state machine
+            # from the snapshot, which the applier hands it.
             self.snapshotPending = True
             self.applyCond.notify()
-            if Debug:
-                DPrintf("SNAP", self.me, "T%d installed snapshot through %d from S%d", self.currentTerm, index, args.LeaderId)
+            DPrintf("SNAP", self.me, "T%d installed snapshot through %d from S%d", self.currentTerm, index, args.LeaderId)
 
     # ---- applying to the service ----------------------------------------------------------
 
     def applier(self):
+        # Figure 2, Rules for All Servers 1: if commitIndex > lastApplied, apply the
+        # entries up to commitIndex, in order.
         while True:
             with self.mu:
                 while not self.dead and not self.snapshotPending and self.lastApplied >= self.commitIndex:
@@ -760,61 +733,41 @@ class Raft:
                         ApplyMsg(
                             SnapshotValid=True,
                             Snapshot=self.snapshot,
-                            SnapshotTerm=self.log[0][0],
-                            SnapshotIndex=self.lastIncludedIndex,
+                            SnapshotTerm=self.log.lastIncludedTerm,
+                            SnapshotIndex=self.log.lastIncludedIndex,
                         )
                     ]
                 else:
                     first = self.lastApplied + 1
-                    k = first - self.lastIncludedIndex
                     msgs = [
-                        ApplyMsg(CommandValid=True, Command=entry[1], CommandIndex=first + i)
-                        for i, entry in enumerate(self.log[k : k + self.commitIndex - self.lastApplied])
+                        ApplyMsg(CommandValid=True, Command=command, CommandIndex=index)
+                        for index, command in enumerate(self.log.commands(first, self.commitIndex), first)
                     ]
             # Never hold the lock while the service takes a message: it may call Snapshot().
             for msg in msgs:
-                if not self.applyCh.send(msg):
-                    return  # the channel was closed: the service is gone
+                if not self.applyCh.send(msg, stop=self.killed):
+                    return  # killed, or the channel was closed: the service is gone
                 index = msg.SnapshotIndex if msg.SnapshotValid else msg.CommandIndex
                 with self.mu:
                     if index > self.lastApplied:
                         self.lastApplied = index
                     if self.snapshotPending:
                         break  # a newer snapshot supersedes the rest of this batch
-            if Debug and msgs:
+            if msgs:
                 DPrintf("CMIT", self.me, "applied through %d", self.lastApplied)
-
-
-def _array_header(n):
-    """msgpack's header of an n-element array, so encoded entries can be joined into one list."""
-    if n < 16:
-        return bytes((0x90 | n,))
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-# END SOLUTION
 
 
 def Make(peers, me, persister, applyCh):
     """Create a Raft peer.  peers holds the ClientEnds of all servers (this one
     is peers[me]); persister holds what an earlier incarnation saved; committed
-    entries go to applyCh.  Returns at once, with the peer's threads running."""
+    entries go to applyCh (a raft.Chan).  Returns at once, with the peer's
+    threads running."""
     rf = Raft(peers, me, persister, applyCh)
-    #>
-    #> # Your initialization code here (2A, 2B, 2C).
-    #>
     # initialize from state persisted before a crash
-    # BEGIN SOLUTION
-    rf.readPersist(persister.ReadRaftState(), persister.ReadSnapshot())
-    # END SOLUTION
-    #> rf.readPersist(persister.ReadRaftState())
-    #>
-    #> # start the ticker thread, which starts elections
+    rf.readPersist(persister.ReadRaftState())
     threading.Thread(target=rf.ticker, name=f"raft{me}-ticker", daemon=True).start()
-    # BEGIN SOLUTION
     threading.Thread(target=rf.applier, name=f"raft{me}-applier", daemon=True).start()
     for peer in range(len(peers)):
         if peer != me:
             threading.Thread(target=rf.replicator, args=(peer,), name=f"raft{me}-replicator{peer}", daemon=True).start()
-    # END SOLUTION
     return rf

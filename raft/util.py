@@ -1,9 +1,10 @@
 """Helpers for Raft and the services built on it: the unbuffered channel that
 stands in for Go's `chan ApplyMsg`, and debug logging (twin of util.go's DPrintf).
 
-Debug logging is off unless the environment sets VERBOSE=1; call sites guard
-with `if Debug:` so a disabled log costs one global lookup.  Each line reads
-`<ms since start> <TOPIC> S<id> <message>`, the format dslogs.py understands.
+Debug logging is off unless the environment sets VERBOSE=1 (or more); while it
+is off, DPrintf returns at once without formatting anything, so call sites need
+no guard.  Each line reads `<ms since start> <TOPIC> S<id> <message>`, the
+format dslogs.py understands.
 """
 
 import os
@@ -28,7 +29,9 @@ _debug_lock = threading.Lock()
 
 
 def DPrintf(topic, server, fmt, *args):
-    """Print one debug line for `server` (an int id) under `topic`."""
+    """Print one debug line for `server` (an int id) under `topic`, if Debug is on."""
+    if not Debug:
+        return
     ms = int((time.monotonic() - _debug_start) * 1000)
     msg = fmt % args if args else fmt
     line = f"{ms:06d} {topic} S{server} {msg}\n"
@@ -47,7 +50,10 @@ class Chan:
 
     Unlike a Go channel, closing it also releases a blocked sender (send then
     returns False): the tester closes a killed peer's channel so that every
-    thread of that peer can end.
+    thread of that peer can end.  A sender that must also give up when its
+    owner stops (Go's select on the channel and a done channel) passes
+    send(value, stop=predicate); the owner makes the predicate true, then calls
+    wake_senders().
     """
 
     def __init__(self):
@@ -59,22 +65,28 @@ class Chan:
         self._taken = 0  # sequence number of the last value received
         self._closed = False
 
-    def send(self, value):
-        """Block until a receiver takes `value`; False if the channel is (or gets) closed first."""
+    def send(self, value, stop=None):
+        """Block until a receiver takes `value`.  False if the channel is (or gets)
+        closed first, or if stop() is (or, after a wake_senders(), becomes) true."""
+
+        def give_up():
+            return self._closed or (stop is not None and stop())
+
         with self._mu:
-            while self._item is not _EMPTY and not self._closed:
+            while self._item is not _EMPTY and not give_up():
                 self._can_send.wait()  # another sender's value is waiting
-            if self._closed:
+            if give_up():
                 return False
             self._item = value
             self._sent += 1
             mine = self._sent
             self._can_recv.notify()
-            while self._taken < mine and not self._closed:
+            while self._taken < mine and not give_up():
                 self._can_send.wait()
             if self._taken >= mine:
                 return True
-            self._item = _EMPTY  # closed before anyone took it: withdraw the offer
+            self._item = _EMPTY  # nobody took it: withdraw the offer, and let another sender in
+            self._can_send.notify_all()
             return False
 
     def recv(self, timeout=None):
@@ -98,6 +110,11 @@ class Chan:
             self._taken = self._sent
             self._can_send.notify_all()
             return value, True
+
+    def wake_senders(self):
+        """Make blocked senders check their stop predicate again."""
+        with self._mu:
+            self._can_send.notify_all()
 
     def close(self):
         with self._mu:
