@@ -279,7 +279,8 @@ class ShardKV:
         for k in range(n):
             i = (self.ctrlerLeader + k) % n
             reply = shardctrler.QueryReply()
-            if self.ctrlers[i].Call("ShardCtrler.Query", shardctrler.QueryArgs(Num=num), reply) and not reply.WrongLeader:
+            ok = self.ctrlers[i].Call("ShardCtrler.Query", shardctrler.QueryArgs(Num=num), reply)
+            if ok and not reply.WrongLeader and reply.Err == shardctrler.OK:
                 self.ctrlerLeader = i
                 return reply.Config
             if self.dead:
