@@ -53,6 +53,7 @@ class Clerk:
         while True:
             gid = self.config.Shards[shard]
             servers = self.config.Groups.get(gid)
+            stale = not servers  # our configuration names no group for the shard
             if servers:
                 first = self.leader.get(gid, 0)
                 for k in range(len(servers)):
@@ -63,11 +64,22 @@ class Clerk:
                         self.leader[gid] = si
                         return reply
                     if ok and reply.Err == ErrWrongGroup:
+                        stale = True
                         break
                     # no reply, or the server is not the leader (or timed out)
+            # When the group disowns the shard, a newer configuration may already
+            # say where it went: look at once, and wait only if there is none.
+            if stale and self._refresh():
+                continue
             time.sleep(RETRY_INTERVAL)
-            # ask the controller for the latest configuration
-            self.config = self.sm.Query(-1)
+            self._refresh()
+
+    def _refresh(self):
+        """Ask the controller for the latest configuration; True if it is new to us."""
+        config = self.sm.Query(-1)
+        changed = config.Num != self.config.Num
+        self.config = config
+        return changed
 
     def Get(self, key):
         """The current value for a key; "" if the key does not exist.
