@@ -10,6 +10,7 @@ WORKERS ?= 2
 TESTS   ?= 2A 2B 2C 2D 3A 3B
 
 .PHONY: install test test-lab2 test-lab3 test-2A test-2B test-2C test-2D test-3A test-3B \
+        test-lab4 test-4A test-4B \
         test-framework stress bench skeleton clean
 
 # `make skeleton DEST=dir` needs DEST; say so before anything is installed.
@@ -44,6 +45,15 @@ test-2A test-2B test-2C test-2D: $(STAMP)
 
 test-3A test-3B: $(STAMP)
 	$(PYTEST) tests/kvraft -k $(subst test-,,$@)
+
+test-lab4: $(STAMP)
+	$(PYTEST) tests/shardctrler tests/shardkv
+
+test-4A: $(STAMP)
+	$(PYTEST) tests/shardctrler
+
+test-4B: $(STAMP)
+	$(PYTEST) tests/shardkv
 
 stress: $(STAMP)
 	$(VPY) mtests.py --workers $(WORKERS) -n $(N) $(TESTS)

@@ -7,7 +7,9 @@
 Test functions are collected with ``pytest --collect-only`` (under ``tests/`` unless
 ``--path`` says otherwise) and selected the way ``go test -run`` selects them: a test is
 chosen when one of the PATTERNs (regular expressions) matches somewhere in its function
-name, so ``2A``, ``TestBackup2B`` and ``'Snapshot.*3B'`` all work.  Every run is a separate
+name, so ``2A``, ``TestBackup2B`` and ``'Snapshot.*3B'`` all work.  A PATTERN that is a plain
+word also selects the tests carrying the pytest marker of that name, so ``4A`` finds the shard
+controller's TestBasic and TestMulti, whose Go names have no part suffix.  Every run is a separate
 ``python -m pytest -x -q -s NODEID`` process in its own process group; the queue holds
 iteration 1 of every selected test, then iteration 2, and so on.
 
@@ -162,13 +164,27 @@ def collect(paths: list[str], pytest_args: list[str]) -> list[TestCase]:
     return cases
 
 
-def select(cases: list[TestCase], patterns: list[str]) -> list[TestCase]:
-    """Cases whose function name one of the regexes finds a match in, in collection order.
+# A pattern that can also name a marker in a ``pytest -m`` expression.
+_MARKER_WORD = re.compile(r"\w+")
+_MARKER_EXPR_KEYWORDS = ("and", "or", "not")
+
+
+def collect_marked(paths: list[str], pytest_args: list[str], patterns: list[str]) -> set[str]:
+    """Node ids of the tests carrying a marker named by one of the plain-word patterns."""
+    names = [p for p in patterns if _MARKER_WORD.fullmatch(p) and p not in _MARKER_EXPR_KEYWORDS]
+    if not names:
+        return set()
+    return {c.nodeid for c in collect(paths, [*pytest_args, "-m", " or ".join(names)])}
+
+
+def select(cases: list[TestCase], patterns: list[str], marked: set[str] = frozenset()) -> list[TestCase]:
+    """Cases whose function name one of the regexes finds a match in, or whose node id is
+    in ``marked`` (see collect_marked), in collection order.
 
     When two selected tests share a function name, both are labelled by node id instead.
     """
     regexes = [re.compile(p) for p in patterns]
-    chosen = [c for c in cases if any(r.search(c.name) for r in regexes)]
+    chosen = [c for c in cases if c.nodeid in marked or any(r.search(c.name) for r in regexes)]
     counts: dict[str, int] = {}
     for c in chosen:
         counts[c.name] = counts.get(c.name, 0) + 1
@@ -524,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Values that start with '-' need '=': --pytest-args='-p no:randomly'.",
     )
     p.add_argument("patterns", nargs="+", metavar="PATTERN",
-                   help="regular expression searched in test function names, like go test -run "
+                   help="regular expression searched in test function names, like go test -run; "
+                   "a plain word also selects the tests with that pytest marker "
                    "(several patterns: tests matching any of them)")
     p.add_argument("-n", "--iter", type=int, default=10, metavar="N",
                    help="runs of each test (default 10)")
@@ -566,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = [str(Path(p).resolve()) for p in args.path] or ["tests"]
 
     try:
-        cases = select(collect(paths, pytest_args), args.patterns)
+        cases = select(collect(paths, pytest_args), args.patterns,
+                       collect_marked(paths, pytest_args, args.patterns))
     except CollectionError as e:
         print(f"mtests.py: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -97,6 +97,10 @@ def test_select_like_go_test_run():
     assert names(mtests.select(all_cases, ["^Test.*2[BC]"])) == [
         "TestBackup2B", "TestPersist12C"]
     assert mtests.select(all_cases, ["4A"]) == []
+    # tests collected with a marker are chosen whatever their name
+    marked = {"tests/raft/test_raft.py::TestBackup2B"}
+    assert names(mtests.select(all_cases, ["4A", "2A"], marked)) == [
+        "TestInitialElection2A", "TestBackup2B"]
 
 
 def test_select_labels_duplicate_names_by_node_id():
@@ -170,6 +174,13 @@ def test_list_selection_and_usage_errors():
 
     r = run_mtests("-l", "4A")
     assert r.returncode == 2 and "no test matches 4A" in r.stderr
+
+    # A plain word also selects by marker; a regex does not.
+    r = run_mtests("-l", "4B", "Pass2Y")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["TestPass2Y", "TestMarkedOnly"]
+    r = run_mtests("-l", "4B$")
+    assert r.returncode == 2 and "no test matches 4B$" in r.stderr
 
     assert run_mtests("-l", "(").returncode == 2
     assert run_mtests("--timeout", "2x", "1X").returncode == 2

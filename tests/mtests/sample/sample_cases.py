@@ -7,6 +7,8 @@ it; pytest still collects it when it is named on the command line (``mtests.py -
 import os
 import time
 
+import pytest
+
 
 def TestPass1X():
     print("sample: pass")
@@ -41,3 +43,10 @@ def TestVerbose2Y():
 
 def TestPass2Y():
     print("sample: pass 2Y")
+
+
+# No part suffix in its name, like shardctrler's TestBasic: only its marker (a registered
+# one, so pytest does not warn) lets mtests.py select it.
+@getattr(pytest.mark, "4B")
+def TestMarkedOnly():
+    print("sample: marked")

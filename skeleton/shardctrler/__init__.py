@@ -1,0 +1,15 @@
+from .client import Clerk, MakeClerk, nrand  # noqa: F401
+from .common import (  # noqa: F401
+    OK,
+    Config,
+    JoinArgs,
+    JoinReply,
+    LeaveArgs,
+    LeaveReply,
+    MoveArgs,
+    MoveReply,
+    NShards,
+    QueryArgs,
+    QueryReply,
+)
+from .server import Op, ShardCtrler, StartServer  # noqa: F401
