@@ -67,4 +67,4 @@ skeleton: $(STAMP)
 	$(VPY) tools/skeleton.py '$(DEST)'
 
 clean:
-	rm -rf $(VENV) mtests-out
+	rm -rf $(VENV) mtests-out test-out

@@ -330,6 +330,7 @@ class Runner:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"  # a killed run must not lose buffered output
         env["MTESTS_ITERATION"] = str(iteration)
+        env["PYLABS_OUT"] = str(self.outdir)  # files a failing test writes (history pages) go here too
         if self.verbose:
             env["VERBOSE"] = str(self.verbose)
         return env

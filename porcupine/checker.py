@@ -8,7 +8,8 @@ import dataclasses
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from operator import attrgetter
+from typing import Any, Callable, List, Optional, Tuple
 
 from .model import (
     CheckResult,
@@ -56,23 +57,24 @@ class LinearizationInfo:
     """What CheckOperationsVerbose / CheckEventsVerbose found, for Visualize.
 
     history: per partition, its entries in time order. partialLinearizations: per partition,
-    the distinct longest linearizable prefixes found (lists of operation ids).
+    the distinct longest linearizable prefixes found (lists of operation ids). checked (no Go
+    twin): per partition, whether its search started before the time ran out; an unchecked
+    partition has no entries here, since building them is part of the timed check.
     """
 
     history: List[List[entry]] = field(default_factory=list)
     partialLinearizations: List[List[List[int]]] = field(default_factory=list)
+    checked: List[bool] = field(default_factory=list)
 
 
-def _byTime(e: entry):
-    # same time: a call sorts before a return (False < True)
-    return (e.time, e.kind)
+_byTime = attrgetter("time")
 
 
 def makeEntries(history: List[Operation]) -> List[entry]:
-    entries = []
-    for id, elem in enumerate(history):
-        entries.append(entry(callEntry, elem.Input, id, elem.Call, elem.ClientId))
-        entries.append(entry(returnEntry, elem.Output, id, elem.Return, elem.ClientId))
+    # All calls, then all returns, sorted stably by time: at the same time a call comes before
+    # a return, as Go's sort orders them, without building a key tuple per entry.
+    entries = [entry(callEntry, elem.Input, id, elem.Call, elem.ClientId) for id, elem in enumerate(history)]
+    entries += [entry(returnEntry, elem.Output, id, elem.Return, elem.ClientId) for id, elem in enumerate(history)]
     entries.sort(key=_byTime)
     return entries
 
@@ -144,6 +146,7 @@ def checkSingle(model: Model, history: List[entry], computePartial: bool, longes
     per operation id, the longest linearizable prefix containing it (a list of ids, shared).
     """
     n, nxt, prv, inputs, outputs = _makeLinkedEntries(history)
+    longest.extend([None] * (n - len(longest)))
     tail = 2 * n + 1
     step = model.Step
     equal = model.Equal
@@ -303,18 +306,32 @@ def fillDefault(model: Model) -> Model:
 
 
 def checkParallel(
-    model: Model, history: List[List[entry]], computeInfo: bool, timeout: Optional[float]
+    model: Model,
+    history: List[Callable[[], List[entry]]],
+    computeInfo: bool,
+    timeout: Optional[float],
+    start: Optional[float] = None,
 ) -> Tuple[CheckResult, LinearizationInfo]:
-    # Python threads do not run in parallel, so the partitions' searches are interleaved in this
-    # thread, round robin, _SLICE steps at a time: like goroutines on one core, a quick verdict
-    # on one partition is never stuck behind a slow partition.
-    searches = []
-    longest = []
-    for subhistory in history:
-        lg = [None] * (len(subhistory) // 2)
-        longest.append(lg)
-        searches.append(checkSingle(model, subhistory, computeInfo, lg))
-    deadline = time.monotonic() + timeout if timeout and timeout > 0 else None
+    """Check every partition; history holds, per partition, a function that builds its entries.
+
+    Python threads do not run in parallel, so the partitions' searches are interleaved in this
+    thread, round robin, _SLICE steps at a time: like goroutines on one core, a quick verdict on
+    one partition is never stuck behind a slow partition. Building a partition's entries is
+    its search's first slice, so it counts against the timeout (measured from start): Go builds
+    them all up front because that is quick there; a million operations take seconds here.
+    """
+    start = time.monotonic() if start is None else start
+    deadline = start + timeout if timeout and timeout > 0 else None
+    entries = [[] for _ in history]
+    longest = [[] for _ in history]
+    checked = [False] * len(history)
+
+    def search(i):
+        entries[i] = history[i]()
+        checked[i] = True
+        return (yield from checkSingle(model, entries[i], computeInfo, longest[i]))
+
+    searches = [search(i) for i in range(len(history))]
     ok = True
     timedOut = False
     # Go waits forever on an empty history without a timeout, and returns Unknown at the
@@ -354,8 +371,9 @@ def checkParallel(
                     seen.add(id(v))
                     partials.append(list(v))
             partialLinearizations.append(partials)
-        info.history = history
+        info.history = entries
         info.partialLinearizations = partialLinearizations
+        info.checked = checked
     if not ok:
         result = Illegal
     elif timedOut:
@@ -384,16 +402,18 @@ def _noCycleCollection(check):
 
 @_noCycleCollection
 def checkEvents(model: Model, history: List[Event], verbose: bool, timeout: Optional[float]):
+    start = time.monotonic()
     model = fillDefault(model)
     partitions = model.PartitionEvent(history)
-    l = [convertEntries(renumber(subhistory)) for subhistory in partitions]
-    return checkParallel(model, l, verbose, timeout)
+    l = [lambda sub=sub: convertEntries(renumber(sub)) for sub in partitions]
+    return checkParallel(model, l, verbose, timeout, start)
 
 
 @_noCycleCollection
 def checkOperations(model: Model, history: List[Operation], verbose: bool, timeout: Optional[float]):
+    start = time.monotonic()
     model = fillDefault(model)
     partitions = model.Partition(history)
-    l = [makeEntries(subhistory) for subhistory in partitions]
-    return checkParallel(model, l, verbose, timeout)
+    l = [lambda sub=sub: makeEntries(sub) for sub in partitions]
+    return checkParallel(model, l, verbose, timeout, start)
 

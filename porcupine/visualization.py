@@ -16,67 +16,139 @@ from .checker import LinearizationInfo, callEntry, fillDefault
 from .model import Model
 
 
+# No Go twin: bounds that keep the page something a browser opens. A wrong solution's history
+# can hold millions of operations (a clerk that returns at once); Go would draw them all.
+MAX_OPS_PER_PARTITION = 2000  # operations drawn per partition: a window around the failure
+MAX_OPS_PER_PAGE = 10000  # past this, only the partitions that are not linearizable are drawn
+MAX_STATE_CHARS = 400  # a state description longer than this keeps its two ends
+
+
 def computeVisualizationData(model: Model, info: LinearizationInfo) -> List[Dict[str, Any]]:
     """Per partition: History (by op id), PartialLinearizations (longest first), Largest.
 
     Besides Go's fields, each partition carries InitialState (DescribeState of Init()), which the
-    page shows as the state before the first step.
+    page shows as the state before the first step, Partition (its index), Total and Longest
+    (its size and its longest linearization's) and Note (what was left out). In a history of
+    more than MAX_OPS_PER_PAGE operations with some partition not linearizable, only those
+    partitions are drawn; a partition of more than
+    MAX_OPS_PER_PARTITION operations is drawn as a window of that many around the point where
+    its longest linearization stops.
     """
     model = fillDefault(model)
-    data = []
-    for partition, entries in enumerate(info.history):
-        n = len(entries) // 2
-        history = [{"ClientId": 0, "Start": 0, "End": 0, "Description": ""} for _ in range(n)]
-        callValue = {}
-        returnValue = {}
-        for elem in entries:
-            h = history[elem.id]
-            if elem.kind == callEntry:
-                h["ClientId"] = elem.clientId
-                h["Start"] = elem.time
-                callValue[elem.id] = elem.value
-            else:
-                h["End"] = elem.time
-                h["Description"] = model.DescribeOperation(callValue[elem.id], elem.value)
-                returnValue[elem.id] = elem.value
-        largestIndex = {}
-        largestSize = {}
-        partials = sorted(info.partialLinearizations[partition], key=len, reverse=True)
-        linearizations = []
-        for i, partial in enumerate(partials):
-            linearization = []
-            state = model.Init()
-            for histId in partial:
-                ok, state = model.Step(state, callValue[histId], returnValue[histId])
-                if not ok:
-                    raise RuntimeError("valid partial linearization returned non-ok result from model step")
-                linearization.append({"Index": histId, "StateDescription": model.DescribeState(state)})
-                if largestSize.get(histId, 0) < len(partial):
-                    largestSize[histId] = len(partial)
-                    largestIndex[histId] = i
-            linearizations.append(linearization)
-        data.append(
-            {
-                "History": history,
-                "PartialLinearizations": linearizations,
-                "Largest": largestIndex,
-                "InitialState": model.DescribeState(model.Init()),
-            }
-        )
-    return data
+    checked = info.checked or [True] * len(info.history)
+    partials = [sorted(p, key=len, reverse=True) for p in info.partialLinearizations]
+    bad = [
+        i
+        for i, entries in enumerate(info.history)
+        if checked[i] and len(entries) // 2 != (len(partials[i][0]) if partials[i] else 0)
+    ]
+    drawn = [i for i in range(len(info.history)) if checked[i]]
+    if bad and sum(len(info.history[i]) // 2 for i in drawn) > MAX_OPS_PER_PAGE:
+        drawn = bad
+    return [_partitionData(model, i, info.history[i], partials[i]) for i in drawn]
 
 
-def _summary(data) -> str:
+def _partitionData(model: Model, partition: int, entries, partials) -> Dict[str, Any]:
+    n = len(entries) // 2
+    callValue = [None] * n
+    returnValue = [None] * n
+    start = [0] * n
+    end = [0] * n
+    client = [0] * n
+    for elem in entries:
+        if elem.kind == callEntry:
+            callValue[elem.id] = elem.value
+            start[elem.id] = elem.time
+            client[elem.id] = elem.clientId
+        else:
+            returnValue[elem.id] = elem.value
+            end[elem.id] = elem.time
+    shown, note = _window(n, start, partials)
+    newId = {old: new for new, old in enumerate(shown)}
+    history = [
+        {
+            "ClientId": client[k],
+            "Start": start[k],
+            "End": end[k],
+            "Description": model.DescribeOperation(callValue[k], returnValue[k]),
+        }
+        for k in shown
+    ]
+    largestIndex = {}
+    largestSize = {}
+    linearizations = []
+    for partial in partials:
+        if not any(k in newId for k in partial):
+            continue  # it names no operation on the page
+        linearization = []
+        state = model.Init()
+        for histId in partial:
+            ok, state = model.Step(state, callValue[histId], returnValue[histId])
+            if not ok:
+                raise RuntimeError("valid partial linearization returned non-ok result from model step")
+            j = newId.get(histId)
+            if j is None:
+                continue  # stepped through for the states that follow, not drawn
+            linearization.append({"Index": j, "StateDescription": _clip(model.DescribeState(state))})
+            if largestSize.get(j, 0) < len(partial):
+                largestSize[j] = len(partial)
+                largestIndex[j] = len(linearizations)
+        linearizations.append(linearization)
+    return {
+        "History": history,
+        "PartialLinearizations": linearizations,
+        "Largest": largestIndex,
+        "InitialState": _clip(model.DescribeState(model.Init())),
+        "Partition": partition,
+        "Total": n,
+        "Longest": len(partials[0]) if partials else 0,
+        "Note": note,
+    }
+
+
+def _window(n, start, partials):
+    """The operation ids to draw (in call order) and a note on what was left out."""
+    if n <= MAX_OPS_PER_PARTITION:
+        return list(range(n)), ""
+    order = sorted(range(n), key=start.__getitem__)
+    longest = set(partials[0]) if partials else set()
+    # the first operation (by call) that the longest linearization could not take
+    fail = next((pos for pos, k in enumerate(order) if k not in longest), 0)
+    lo = max(0, min(fail - MAX_OPS_PER_PARTITION // 2, n - MAX_OPS_PER_PARTITION))
+    hi = lo + MAX_OPS_PER_PARTITION
+    note = (
+        f"only the {MAX_OPS_PER_PARTITION} operations with calls {lo + 1} to {hi} of {n} are drawn, "
+        "around where the longest linearization stops; the states shown are those of the whole history"
+    )
+    return order[lo:hi], note
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_STATE_CHARS:
+        return text
+    keep = MAX_STATE_CHARS // 2
+    return f"{text[:keep]}\u2026[{len(text) - 2 * keep} characters cut]\u2026{text[-keep:]}"
+
+
+def _summary(data, info: LinearizationInfo) -> str:
     rows = []
-    for i, p in enumerate(data):
-        n = len(p["History"])
-        best = len(p["PartialLinearizations"][0]) if p["PartialLinearizations"] else 0
+    for p in data:
+        i, n, best = p["Partition"], p["Total"], p["Longest"]
         verdict = "linearizable" if best == n else "no complete linearization found"
         cls = "" if best == n else ' class="bad"'
+        note = f" ({html.escape(p['Note'])})" if p["Note"] else ""
         rows.append(
             f"<li{cls}>partition {i}: {n} operations, longest linearization "
-            f"{best} of {n}: {html.escape(verdict)}</li>"
+            f"{best} of {n}: {html.escape(verdict)}{note}</li>"
         )
+    drawn = {p["Partition"] for p in data}
+    checked = info.checked or [True] * len(info.history)
+    skipped = sum(1 for i in range(len(info.history)) if checked[i] and i not in drawn)
+    unchecked = checked.count(False)
+    if skipped:
+        rows.append(f"<li>{skipped} linearizable partitions are not drawn</li>")
+    if unchecked:
+        rows.append(f"<li>{unchecked} partitions were not checked before the time ran out</li>")
     return "\n".join(rows)
 
 
@@ -85,7 +157,7 @@ def Visualize(model: Model, info: LinearizationInfo, fileobj) -> None:
     data = computeVisualizationData(model, info)
     # "<" escaped so that no string in the data can end the script element
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-    page = _PAGE.replace("@SUMMARY@", _summary(data)).replace("@DATA@", payload)
+    page = _PAGE.replace("@SUMMARY@", _summary(data, info)).replace("@DATA@", payload)
     try:
         fileobj.write(page)
     except TypeError:
@@ -164,18 +236,19 @@ to show the longest linearization containing it.</p>
     times.forEach(function (t, i) { rank.set(t, i); });
     clients.sort(function (a, b) { return a - b; }).forEach(function (c, i) { row[c] = i; });
     var unit = Math.max(3, Math.min(18, 40000 / Math.max(1, times.length)));
-    var best = p.PartialLinearizations.length ? p.PartialLinearizations[0].length : 0;
+    var best = p.Longest, total = p.Total;
     var sec = document.createElement("section"), h = document.createElement("h2");
-    sec.id = "partition-" + pi;
-    h.textContent = "Partition " + pi + ": " + n + " operations, " + clients.length + " clients, " +
-      (best === n ? "linearizable" : "longest linearization " + best + " of " + n + ": no complete linearization found");
-    if (best !== n) h.className = "bad";
+    sec.id = "partition-" + p.Partition;
+    h.textContent = "Partition " + p.Partition + ": " + total + " operations, " + clients.length + " clients, " +
+      (best === total ? "linearizable" : "longest linearization " + best + " of " + total + ": no complete linearization found") +
+      (p.Note ? " (" + p.Note + ")" : "");
+    if (best !== total) h.className = "bad";
     var box = document.createElement("div");
     box.className = "scroll";
     var W = LEFT + (times.length + 1) * unit + 10, H = TOP + clients.length * ROW + 8;
     var svg = mk("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H });
     clients.forEach(function (c) { mk("text", { x: 6, y: TOP + row[c] * ROW + BAR / 2 + 4, "class": "lbl" }, svg, "client " + c); });
-    var v = { p: p, pi: pi, ok: best === n, sec: sec, rects: [], x0: [], x1: [], y: [], pos: {}, fail: {}, lin: [] };
+    var v = { p: p, pi: pi, ok: best === total, sec: sec, rects: [], x0: [], x1: [], y: [], pos: {}, fail: {}, lin: [] };
     ops.forEach(function (o, id) {
       var x0 = LEFT + rank.get(o.Start) * unit, x1 = LEFT + rank.get(o.End) * unit + unit * 0.8, y = TOP + row[o.ClientId] * ROW;
       var r = mk("rect", { x: x0, y: y, width: Math.max(2, x1 - x0), height: BAR, rx: 3, "class": "op" }, svg);

@@ -3,11 +3,13 @@
 Run with `python -m pytest -s -q tests/kvraft -k 3A` (or 3B).
 """
 
+import os
 import queue
 import random
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -324,20 +326,24 @@ def GenericTest(part, nclients, nservers, unreliable, crash, partitions, maxraft
         # No Go twin: the check's cost, so stress runs can show how far it stays from the timeout.
         print(f"info: linearizability check of {len(history)} operations took {time.monotonic() - checkStart:.3f}s")
         if res == porcupine.Illegal:
+            # Go writes to a temp file; here the page goes where `make clean` finds it:
+            # mtests.py's output folder, else test-out/ in the project.
+            outdir = Path(os.environ.get("PYLABS_OUT") or Path(__file__).resolve().parents[2] / "test-out")
             try:
-                f = tempfile.NamedTemporaryFile(mode="w", suffix=".html", delete=False)
-                f.close()
+                outdir.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(suffix=".html", prefix=f"{part}-history-", dir=outdir)
+                os.close(fd)
             except OSError:
                 print("info: failed to create temp file for visualization")
             else:
                 try:
-                    err = porcupine.VisualizePath(KvModel, info, f.name)
+                    err = porcupine.VisualizePath(KvModel, info, name)
                 except Exception as e:  # Go returns an error value instead
                     err = e
                 if err:
-                    print(f"info: failed to write history visualization to {f.name}")
+                    print(f"info: failed to write history visualization to {name}")
                 else:
-                    print(f"info: wrote history visualization to {f.name}")
+                    print(f"info: wrote history visualization to {name}")
             pytest.fail("history is not linearizable")
         elif res == porcupine.Unknown:
             print("info: linearizability check timed out, assuming history is ok")
