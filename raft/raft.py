@@ -372,9 +372,11 @@ class Raft:
 
     # ---- snapshots from the service -----------------------------------------------
 
-    def Snapshot(self, index, snapshot):
+    def Snapshot(self, index: int, snapshot: bytes):
         """The service has created a snapshot holding all entries up to and
         including index: Raft no longer needs those entries and trims its log."""
+        # The annotations keep labrpc from serving this as an RPC: like Go's labrpc, it
+        # takes only (args, reply) handlers, and in Python it can tell them apart by type only.
         with self.mu:
             # The service calls this while taking entry `index` from applyCh, before
             # lastApplied has moved on, so the bound is commitIndex.

@@ -102,6 +102,18 @@ class _Unprintable:
         raise AssertionError("DPrintf formatted its arguments while debugging is off")
 
 
+def test_only_the_rpc_handlers_are_rpc_methods():
+    # Go's labrpc takes only (args, reply) methods that return nothing; Snapshot(index, snapshot)
+    # is the service's call, and a peer must not be able to invoke it over the network.
+    import labrpc
+
+    rf = Make([], 0, MakePersister(), Chan())
+    try:
+        assert sorted(labrpc.MakeService(rf).methods) == ["AppendEntries", "InstallSnapshot", "RequestVote"]
+    finally:
+        rf.Kill()
+
+
 def test_dprintf_is_silent_and_lazy_when_debugging_is_off(monkeypatch, capsys):
     monkeypatch.setattr(util, "Debug", False)
     util.DPrintf("TEST", 1, "value %r", _Unprintable())
