@@ -84,14 +84,15 @@ class ShardCtrler:
                 raise ValueError(f"ShardCtrler.Join: the servers of gid {gid} must be a list of names")
         op = Op("Join", Servers=args.Servers, ClientId=args.ClientId, SeqNum=args.SeqNum)
         reply.Err, _ = self._submit(op)
-        reply.WrongLeader = reply.Err == ErrWrongLeader
+        # Any error, a timeout too, is WrongLeader: a Go-style clerk reads only that field
+        reply.WrongLeader = reply.Err != OK
 
     def Leave(self, args, reply):
         for gid in args.GIDs:
             _check_gid("Leave", gid)
         op = Op("Leave", GIDs=args.GIDs, ClientId=args.ClientId, SeqNum=args.SeqNum)
         reply.Err, _ = self._submit(op)
-        reply.WrongLeader = reply.Err == ErrWrongLeader
+        reply.WrongLeader = reply.Err != OK  # see Join
 
     def Move(self, args, reply):
         if type(args.Shard) is not int or not 0 <= args.Shard < NShards:
@@ -102,7 +103,7 @@ class ShardCtrler:
         if err == ErrNoGroup:
             raise ValueError(f"ShardCtrler.Move: gid {args.GID} is not a group of the current config")
         reply.Err = err
-        reply.WrongLeader = err == ErrWrongLeader
+        reply.WrongLeader = err != OK  # see Join
 
     def Query(self, args, reply):
         if type(args.Num) is not int or args.Num < -1:
@@ -112,7 +113,7 @@ class ShardCtrler:
                 reply.Err, reply.Config = OK, self.configs[args.Num]
                 return
         reply.Err, config = self._submit(Op("Query", Num=args.Num, ClientId=args.ClientId, SeqNum=args.SeqNum))
-        reply.WrongLeader = reply.Err == ErrWrongLeader
+        reply.WrongLeader = reply.Err != OK  # see Join
         if config is not None:
             reply.Config = config
 
