@@ -63,9 +63,9 @@ class _HoldingSendChan:
         self.ch = ch
         self.rf = None
 
-    def send(self, value):
+    def send(self, value, *args, **kwargs):
         with self.rf.mu:
-            return self.ch.send(value)
+            return self.ch.send(value, *args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.ch, name)

@@ -174,7 +174,7 @@ def test_skeleton_has_the_lab_shape(dest):
         "def GetState(self):",
         "def persist(self):",
         "def readPersist(self, data):",
-        "def Snapshot(self, index, snapshot):",
+        "def Snapshot(self, index: int, snapshot: bytes):",
         "def RequestVote(self, args, reply):",
         "def sendRequestVote(self, server, args, reply):",
         "def Start(self, command):",
