@@ -22,6 +22,10 @@ run through Eraser's state machine:
     shared-modified    written and shared: C still shrinks, and a race is
                        reported once C is empty
 
+Leaving `exclusive`, C starts as the locks of the first other thread's access,
+as in Eraser; if the owner already held locks at its latest access it was past
+initialisation, and C starts as the intersection of the two.
+
 An access that happens after every access the shadow remembers (a field handed
 to a new thread at start(), or through a channel) makes the field exclusive to
 the accessing thread again, as in the Go detector.  The shadow remembers the
@@ -50,7 +54,7 @@ __all__ = [
 ]
 
 HISTORY = 8  # threads whose last accesses each field's shadow remembers
-STACK_DEPTH = 8  # frames kept of each access, for reports
+STACK_DEPTH = 6  # frames kept of each access, for reports
 
 EXCLUSIVE, SHARED, SHARED_MODIFIED = 0, 1, 2
 
@@ -429,22 +433,30 @@ class _Access:
 
 
 class _Shadow:
-    __slots__ = ("state", "owner", "lockset", "history", "reported")
+    __slots__ = ("state", "owner", "owner_locks", "lockset", "history", "reported")
 
     def __init__(self, tid):
         self.state = EXCLUSIVE
         self.owner = tid
+        self.owner_locks = frozenset()  # locks held at the exclusive owner's latest access
         self.lockset = None
         self.history = {}  # tid -> [last read, last write] of that thread (insertion order: oldest first)
         self.reported = False
 
 
 def _stack(frame):
+    """(code, lasti, code, lasti, ...) of the accessing frame and its callers:
+    a flat tuple, the cheapest thing to build on every access."""
     out = []
-    while frame is not None and len(out) < STACK_DEPTH:
-        out.append((frame.f_code, frame.f_lasti))
+    for _ in _DEPTH:
+        if frame is None:
+            break
+        out += (frame.f_code, frame.f_lasti)
         frame = frame.f_back
     return tuple(out)
+
+
+_DEPTH = range(STACK_DEPTH)
 
 
 def _forget(key):
@@ -482,6 +494,8 @@ def access(obj, name, write, frame, value=None):
         elif not (sh.state == EXCLUSIVE and sh.owner == st.tid):
             report = _transition(obj, name, sh, st, rec)
             rec.shared = sh.state != EXCLUSIVE
+        if sh.state == EXCLUSIVE:
+            sh.owner_locks = rec.locks
         _remember(sh, rec)
     if report is not None:
         _emit(report)
@@ -529,7 +543,9 @@ def _transition(obj, name, sh, st, rec):
         return None
     if sh.state == EXCLUSIVE:
         sh.state = SHARED_MODIFIED if rec.write else SHARED
-        sh.lockset = rec.locks
+        # Eraser takes the owner's accesses for initialisation and ignores their
+        # locks; an owner that already held locks was past that, so they count.
+        sh.lockset = rec.locks & sh.owner_locks if sh.owner_locks else rec.locks
     else:
         sh.lockset = sh.lockset & rec.locks
         if rec.write:
@@ -565,8 +581,7 @@ def _partner(sh, st, rec):
 def _site(stack):
     if not stack:
         return None
-    code, lasti = stack[0]
-    return code.co_filename, _line(code, lasti)
+    return stack[0].co_filename, _line(stack[0], stack[1])
 
 
 def _line(code, lasti):
@@ -596,7 +611,7 @@ def _format_locks(locks):
 
 def _format_stack(stack):
     lines = []
-    for code, lasti in stack:
+    for code, lasti in zip(stack[::2], stack[1::2]):
         if code.co_filename == threading.__file__:
             break  # the thread's bootstrap: nothing of the test's below
         line = _line(code, lasti)
@@ -648,12 +663,16 @@ def take_reports():
 
 
 def reset():
-    """Forget every field shadow and reported race (between tests)."""
+    """Forget every field shadow and reported race (between tests).  With no
+    access left to compare with, the threads' clocks can forget the other
+    threads too, which keeps them from growing with every thread ever started."""
     with _mu:
         _shadows.clear()
         _keepalive.clear()
         _reports.clear()
         _reported.clear()
+        for st in list(_states.values()):
+            st.vc = {st.tid: st.vc[st.tid]}
 
 
 def atomic_fields(cls):
