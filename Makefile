@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PYTEST := $(VPY) -m pytest -s -q
+# RACE=1 runs any test target under the race detector: make test-2B RACE=1
+PYTEST := $(VPY) -m pytest -s -q $(if $(RACE),--race)
 # Parallel runs used by `make stress`; override on the command line: make stress N=100 TESTS=2A
 N       ?= 20
 WORKERS ?= 2

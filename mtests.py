@@ -2,7 +2,7 @@
 """Run tests many times in parallel and summarise the results in a table.
 
     python3 mtests.py [--timeout 5m] [--workers 2] [-n 10] [-o mtests-out] [-v] [-a]
-                      [--pytest-args=ARGS] PATTERN...
+                      [--race] [--pytest-args=ARGS] PATTERN...
 
 Test functions are collected with ``pytest --collect-only`` (under ``tests/`` unless
 ``--path`` says otherwise) and selected the way ``go test -run`` selects them: a test is
@@ -17,7 +17,8 @@ A run that fails, or outlives ``--timeout``, counts as failed; its output is kep
 ``DIR/<Test>_<iteration>.log`` (``-a`` keeps every run's output).  Shortly before a run
 times out, pytest's faulthandler writes the stack of every thread into that log.  ``-v``
 sets VERBOSE=1 in the runs' environment (Raft debug logging, see ``dslogs.py``); each run
-also sees MTESTS_ITERATION=<iteration>.
+also sees MTESTS_ITERATION=<iteration>.  ``--race`` runs every test under the race
+detector (``pytest --race``, see ``race/``).
 
 Exit status: 0 when every run passed, 1 when a run failed, 2 on a usage or collection
 error, 130 when interrupted (Ctrl-C prints the table of the runs finished so far).
@@ -560,11 +561,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--pytest-args", action="append", default=[], metavar="ARGS",
                    help="extra pytest arguments (shell-quoted string, repeatable), used for "
                    "collection and for every run")
+    p.add_argument("--race", action="store_true",
+                   help="run the tests under the race detector (pytest --race)")
     p.add_argument("--path", action="append", default=[], metavar="PATH",
                    help="collect tests from PATH instead of tests/ (repeatable)")
     p.add_argument("-l", "--list", action="store_true",
                    help="print the selected tests and exit")
     return p
+
+
+def runner_pytest_args(args: argparse.Namespace) -> list[str]:
+    """The extra pytest arguments of every collection and run."""
+    pytest_args = [a for s in args.pytest_args for a in shlex.split(s)]
+    if args.race:
+        pytest_args.append("--race")
+    return pytest_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -580,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.iter < 1 or args.workers < 1:
         print("mtests.py: error: -n and --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    pytest_args = [a for s in args.pytest_args for a in shlex.split(s)]
+    pytest_args = runner_pytest_args(args)
     paths = [str(Path(p).resolve()) for p in args.path] or ["tests"]
 
     try:

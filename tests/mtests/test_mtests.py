@@ -226,6 +226,12 @@ def test_run_environment(tmp_path, monkeypatch):
     assert mtests.Runner([], 1, 1, 0, tmp_path, False, 1, [])._env(1)["VERBOSE"] == "1"
 
 
+def test_race_and_pytest_args_reach_every_run():
+    args = mtests.build_parser().parse_args(["--race", "-p", "-k 'x y'", "2A"])
+    assert mtests.runner_pytest_args(args) == ["-k", "x y", "--race"]
+    assert mtests.runner_pytest_args(mtests.build_parser().parse_args(["2A"])) == []
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

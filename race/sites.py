@@ -1,0 +1,141 @@
+"""Where an attribute read hands a container to code that changes it.
+
+`self.log.append(e)`, `self.nextIndex[peer] = n` and `del self.log[k:]` read the
+field (an attribute load) and then write the list it holds.  Wrapping the lists
+in a tracking subclass would change their type (labgob packs with
+strict_types) and their identity, so instead the load's call site is read: the
+bytecode that follows the LOAD_ATTR is run on an abstract stack until the loaded
+value is consumed, and the load counts as a write when the consumer is a
+subscript store or delete, or a mutating method such as append or pop.
+
+What this cannot see: a container first copied into a local (`log = self.log`,
+then `log.append(e)`), and containers nested inside the field's value
+(`self.waiters[i].append(w)` writes only the inner list: that is a read of the
+field).  A site the analysis does not understand counts as a read.
+"""
+
+import dis
+import opcode
+
+__all__ = ["MUTATING_METHODS", "mutates"]
+
+# Methods of list, dict, set, bytearray and deque that change the container.
+MUTATING_METHODS = frozenset({
+    "append", "appendleft", "extend", "extendleft", "insert", "pop", "popleft", "popitem",
+    "remove", "clear", "sort", "reverse", "rotate", "setdefault", "update", "add", "discard",
+    "difference_update", "intersection_update", "symmetric_difference_update",
+    "__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__isub__",
+    "__ixor__",
+})
+
+_MAX_STEPS = 64  # instructions followed after the load before giving up (a read)
+
+_cache = {}  # (code, offset) -> bool
+_instructions = {}  # code -> ([Instruction], {offset: index})
+
+_LOADS_ONE = {
+    "LOAD_FAST", "LOAD_CONST", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_NAME", "LOAD_CLASSDEREF",
+    "PUSH_NULL", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_SMALL_INT",
+}
+_NO_STACK = {"NOP", "CACHE", "PRECALL", "KW_NAMES", "EXTENDED_ARG", "RESUME"}
+_TWO_TO_ONE = {"BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP"}
+_ONE_TO_ONE = {"UNARY_NEGATIVE", "UNARY_NOT", "UNARY_INVERT", "UNARY_POSITIVE", "GET_ITER",
+               "FORMAT_SIMPLE", "TO_BOOL"}
+_CONSUME_ONE = {"POP_TOP", "STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"}
+
+
+def mutates(code, offset, name):
+    """True when the LOAD_ATTR of `name` at `offset` in `code` feeds a container write."""
+    key = (code, offset)
+    hit = _cache.get(key)
+    if hit is None:
+        try:
+            hit = _analyse(code, offset, name)
+        except Exception:  # an opcode layout this analysis does not know: a read
+            hit = False
+        _cache[key] = hit
+    return hit
+
+
+def _code_instructions(code):
+    found = _instructions.get(code)
+    if found is None:
+        instrs = list(dis.get_instructions(code))
+        found = (instrs, {ins.offset: i for i, ins in enumerate(instrs)})
+        _instructions[code] = found
+    return found
+
+
+def _effect(ins):
+    """(pops, pushes) of one instruction, or None when it is not followed."""
+    op = ins.opname
+    if op in _NO_STACK:
+        return 0, 0
+    if op in _LOADS_ONE:
+        return 0, 1
+    if op == "LOAD_GLOBAL":
+        return 0, opcode.stack_effect(ins.opcode, ins.arg)
+    if op in ("LOAD_ATTR", "LOAD_METHOD"):
+        return 1, 1 + opcode.stack_effect(ins.opcode, ins.arg)
+    if op in _TWO_TO_ONE:
+        return 2, 1
+    if op in _ONE_TO_ONE:
+        return 1, 1
+    if op in _CONSUME_ONE:
+        return 1, 0
+    if op in ("BUILD_TUPLE", "BUILD_LIST", "BUILD_SET", "BUILD_STRING", "BUILD_SLICE"):
+        return ins.arg, 1
+    if op == "BUILD_MAP":
+        return 2 * ins.arg, 1
+    if op == "CALL":
+        return ins.arg + 2, 1
+    if op == "STORE_ATTR":
+        return 2, 0
+    if op == "STORE_SUBSCR":
+        return 3, 0
+    if op == "DELETE_SUBSCR":
+        return 2, 0
+    if op == "BINARY_SLICE":
+        return 3, 1
+    if op == "STORE_SLICE":
+        return 4, 0
+    return None
+
+
+def _analyse(code, offset, name):
+    instrs, at = _code_instructions(code)
+    i = at.get(offset)
+    if i is None or instrs[i].opname != "LOAD_ATTR" or instrs[i].argval != name:
+        return False  # not a plain attribute load (getattr(), C code): count a read
+    stack = [True]  # True marks a copy of the loaded container; the bottom is unknown
+    for ins in instrs[i + 1 : i + 1 + _MAX_STEPS]:
+        op = ins.opname
+        if op == "COPY":
+            n = ins.arg
+            stack.append(stack[-n] if n <= len(stack) else False)
+            continue
+        if op == "SWAP":
+            n = ins.arg
+            while len(stack) < n:
+                stack.insert(0, False)
+            stack[-1], stack[-n] = stack[-n], stack[-1]
+            continue
+        effect = _effect(ins)
+        if effect is None:
+            return False
+        pops, pushes = effect
+        while len(stack) < pops:
+            stack.insert(0, False)
+        popped = stack[len(stack) - pops :] if pops else []
+        del stack[len(stack) - pops :]
+        if any(popped):
+            if op in ("STORE_SUBSCR", "DELETE_SUBSCR") and popped[-2]:
+                return True  # the container is the subscript's target
+            if op == "STORE_SLICE" and popped[-3]:
+                return True
+            if op in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in MUTATING_METHODS:
+                return True
+        stack.extend([False] * pushes)
+        if not any(stack):
+            return False  # every copy was consumed by a read
+    return False
