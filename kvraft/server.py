@@ -91,22 +91,24 @@ class KVServer:
                 return ErrWrongLeader, ""
             self.waiters.setdefault(index, []).append(w)
         deadline = time.monotonic() + APPLY_TIMEOUT
+        gaveUp = ErrWrongLeader
         while not w.done.wait(LEADERSHIP_CHECK_INTERVAL):
             # Lost leadership, or a newer term: our entry may never commit.
             if self.killed() or self.rf.GetState() != (term, True):
                 break
             if time.monotonic() >= deadline:
-                w.err = ErrTimeout
+                gaveUp = ErrTimeout
                 break
-        if not w.done.is_set():
-            # We gave up: unregister, unless the applier has taken us meanwhile.
-            with self.mu:
-                pending = self.waiters.get(index)
-                if pending is not None and w in pending:
-                    pending.remove(w)
-                    if not pending:
-                        del self.waiters[index]
-        return w.err, w.value
+        with self.mu:
+            # The applier fills w under mu, so it either has (done is set) or never will.
+            if w.done.is_set():
+                return w.err, w.value
+            pending = self.waiters.get(index)
+            if pending is not None and w in pending:
+                pending.remove(w)
+                if not pending:
+                    del self.waiters[index]
+        return gaveUp, ""
 
     # ---- applying the log ---------------------------------------------------------------
 

@@ -123,28 +123,31 @@ class ShardCtrler:
             return ErrWrongLeader, None
         w = _Waiter(op)
         with self.mu:
-            # Register before Start, so the applier cannot miss us however fast it is.
+            # Start under mu: the applier takes mu before it looks for the waiters of
+            # an index, so it cannot apply our entry before we are registered.
             index, term, isLeader = self.rf.Start(op)
             if not isLeader:
                 return ErrWrongLeader, None
             self.waiters.setdefault(index, []).append(w)
         deadline = time.monotonic() + APPLY_TIMEOUT
+        gaveUp = ErrWrongLeader
         while not w.done.wait(LEADERSHIP_CHECK_INTERVAL):
             # Lost leadership, or a newer term: our entry may never commit.
             if self.killed() or self.rf.GetState() != (term, True):
                 break
             if time.monotonic() >= deadline:
-                w.err = ErrTimeout
+                gaveUp = ErrTimeout
                 break
-        else:
-            return w.err, w.config
         with self.mu:
+            # The applier fills w under mu, so it either has (done is set) or never will.
+            if w.done.is_set():
+                return w.err, w.config
             pending = self.waiters.get(index)
             if pending is not None and w in pending:
                 pending.remove(w)
                 if not pending:
                     del self.waiters[index]
-        return w.err, w.config
+        return gaveUp, None
 
     # ---- applying the log -------------------------------------------------------------
 

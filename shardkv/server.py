@@ -190,28 +190,31 @@ class ShardKV:
             return ErrWrongLeader, ""
         w = _Waiter(cmd)
         with self.mu:
-            # Register before the applier can see the entry, however fast it is.
+            # Start under mu: the applier takes mu before it looks for the waiters of
+            # an index, so it cannot apply our entry before we are registered.
             index, term, isLeader = self.rf.Start(cmd)
             if not isLeader:
                 return ErrWrongLeader, ""
             self.waiters.setdefault(index, []).append(w)
         deadline = time.monotonic() + APPLY_TIMEOUT
+        gaveUp = ErrWrongLeader
         while not w.done.wait(LEADERSHIP_CHECK_INTERVAL):
             # Lost leadership, or a newer term: our entry may never commit.
             if self.dead or self.rf.GetState() != (term, True):
                 break
             if time.monotonic() >= deadline:
-                w.err = ErrTimeout
+                gaveUp = ErrTimeout
                 break
-        else:
-            return w.err, w.value
         with self.mu:
+            # The applier fills w under mu, so it either has (done is set) or never will.
+            if w.done.is_set():
+                return w.err, w.value
             pending = self.waiters.get(index)
             if pending is not None and w in pending:
                 pending.remove(w)
                 if not pending:
                     del self.waiters[index]
-        return w.err, w.value
+        return gaveUp, ""
 
     # ---- group-to-group RPC handlers ----------------------------------------------------
 
