@@ -347,11 +347,11 @@ def track_channel(cls):
     _originals[cls, "send"] = send
     _originals[cls, "recv"] = recv
 
-    def tracked_send(self, value):
+    def tracked_send(self, value, *args, **kwargs):
         st = _current()
         with _mu:
             vc = _release_clock(st)
-        return send(self, _Envelope(value, vc))
+        return send(self, _Envelope(value, vc), *args, **kwargs)
 
     def tracked_recv(self, *args, **kwargs):
         value, ok = recv(self, *args, **kwargs)
