@@ -714,7 +714,8 @@ class Crashy:
     def Fails(self, args, reply):
         raise IndexError(f"planted: list index {args} out of range")
 
-    Answers = lambda self, args, reply: 42  # noqa: E731  (no source to read: checked at call time)
+    def Answers(self, args, reply):
+        return 42  # a result: Go would not have registered it; here the call fails
 
 
 def crashy_network():
@@ -818,11 +819,8 @@ class Shapes:
     def Result(self, args, reply) -> int:
         return 0
 
-    def ReturnsInBody(self, args, reply):
-        def helper():
-            return 1  # a nested function's result does not count...
-        reply.V = helper()
-        return reply  # ...but this does
+    def Delegates(self, args, reply):
+        return self.Good(args, reply)  # returns None: a handler all the same
 
     def Generator(self, args, reply):
         yield reply
@@ -836,7 +834,7 @@ class Shapes:
 
 def test_only_go_shaped_methods_are_handlers(capsys):
     svc = MakeService(Shapes())
-    assert sorted(svc.methods) == ["Annotated", "Good"]
+    assert sorted(svc.methods) == ["Annotated", "Delegates", "Good"]
     rn = MakeNetwork()
     srv = MakeServer()
     srv.AddService(svc)
@@ -847,10 +845,11 @@ def test_only_go_shaped_methods_are_handlers(capsys):
     try:
         reply = IntReply()
         assert e.Call("Shapes.Annotated", SnapArgs(6), reply) and reply.V == 6
-        for name in ["Snapshot", "Result", "ReturnsInBody", "Generator", "Three", "lower"]:
+        assert e.Call("Shapes.Delegates", 7, reply) and reply.V == 7
+        for name in ["Snapshot", "Result", "Generator", "Three", "lower"]:
             with pytest.raises(labrpc.RPCError, match=f"unknown method {name} in Shapes.{name}"):
                 e.Call(f"Shapes.{name}", 1, IntReply())
     finally:
         rn.Cleanup()
     err = capsys.readouterr().err
-    assert err.count("labrpc.Service.dispatch(): unknown method") == 6
+    assert err.count("labrpc.Service.dispatch(): unknown method") == 5
