@@ -430,8 +430,29 @@ def pytest_sessionfinish(session):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, exitstatus):
     if _late:
         terminalreporter.section("exceptions in threads after the last test", sep="=", red=True)
         for p in _late:
             terminalreporter.line(p.text)
+    _say_what_selected_nothing(terminalreporter, exitstatus)
+
+
+def _say_what_selected_nothing(terminalreporter, exitstatus):
+    """pytest reports a -k/-m that matches nothing only as "N deselected" and exit
+    status 5; name the pattern, so that a typo reads as one."""
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    config = terminalreporter.config
+    selectors = [
+        f"{opt} {value!r}"
+        for opt, value in (("-k", config.getoption("keyword", "")), ("-m", config.getoption("markexpr", "")))
+        if value
+    ]
+    if not selectors and not terminalreporter.stats.get("deselected"):
+        return
+    what = " and ".join(selectors) or "the selection"
+    terminalreporter.write_line(
+        f"no test matches {what} (test names are the Go names, e.g. -k 2A or -k TestBackup2B)",
+        red=True, bold=True,
+    )

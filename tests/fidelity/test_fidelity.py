@@ -76,6 +76,16 @@ def test_raising_ticker_fails_the_test_and_leaves_no_thread():
     assert "still running 5 s after cleanup" not in out, out
 
 
+def test_selection_that_matches_nothing_is_named():
+    rc, out, _ = run_pytest(["tests/raft", "-k", "2Z"])
+    assert rc == 5, out  # pytest's "no tests collected"
+    assert "no test matches -k '2Z'" in out, out
+    rc, out, _ = run_pytest(["tests/raft", "-k", "2A", "-m", "3B"])
+    assert rc == 5 and "no test matches -k '2A' and -m '3B'" in out, out
+    rc, out, _ = run_pytest([RAFT + "TestInitialElection2A", "--collect-only"])
+    assert rc == 0 and "no test matches" not in out, out
+
+
 def test_thread_that_ignores_kill_is_named_after_passed():
     rc, out, _ = run_pytest([RAFT + "TestBasicAgree2B"], plant="forgetful_thread")
     assert rc == 1, out
