@@ -578,6 +578,18 @@ def runner_pytest_args(args: argparse.Namespace) -> list[str]:
     return pytest_args
 
 
+# What the test runs import; without them every test module fails to import, and the
+# collection errors would bury the cause.
+REQUIRED_MODULES = ("pytest", "msgpack")
+
+
+def missing_modules() -> list[str]:
+    """The REQUIRED_MODULES this interpreter (the one the runs use) cannot import."""
+    import importlib.util
+
+    return [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = sys.stdout
@@ -590,6 +602,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.iter < 1 or args.workers < 1:
         print("mtests.py: error: -n and --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    missing = missing_modules()
+    if missing:
+        print(
+            f"mtests.py: {sys.executable} has no {' or '.join(missing)}: run it with the project's venv "
+            f"(make install, then .venv/bin/python mtests.py ..., or . .venv/bin/activate first)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     pytest_args = runner_pytest_args(args)
     paths = [str(Path(p).resolve()) for p in args.path] or ["tests"]

@@ -5,6 +5,11 @@ Debug logging is off unless the environment sets VERBOSE=1 (or more); while it
 is off, DPrintf returns at once without formatting anything, so call sites need
 no guard.  Each line reads `<ms since start> <TOPIC> S<id> <message>`, the
 format dslogs.py understands.
+
+print_line is for the testers' own lines (titles, "... Passed", notes).  A bare
+print() writes its text and its newline in two writes, so a debug line from
+another thread could land between them (`Test: ... ...000392 CMIT S0 ...`);
+print_line writes the whole line at once, under the lock DPrintf holds.
 """
 
 import os
@@ -12,7 +17,7 @@ import sys
 import threading
 import time
 
-__all__ = ["Chan", "DPrintf", "Debug"]
+__all__ = ["Chan", "DPrintf", "Debug", "print_line"]
 
 
 def _verbosity():
@@ -38,6 +43,14 @@ def DPrintf(topic, server, fmt, *args):
     with _debug_lock:
         sys.stdout.write(line)
         sys.stdout.flush()
+
+
+def print_line(text, file=None):
+    """Write text and a newline as one write, never interleaved with a DPrintf line."""
+    out = sys.stdout if file is None else file
+    with _debug_lock:
+        out.write(f"{text}\n")
+        out.flush()
 
 
 _EMPTY = object()

@@ -282,6 +282,31 @@ class Watch:
         return problems
 
 
+def leftover_threads_message(names, seconds):
+    """What the harnesses' cleanup() reports when threads of a finished test are
+    still alive: which ones, and what to look for.  The test's own checks may
+    all have passed (and printed "... Passed"): this is a separate failure."""
+    return (
+        f"{len(names)} thread(s) still running {seconds:.0f} s after cleanup killed every server: "
+        f"{', '.join(names)}.  Every thread a server starts must end once its Kill() is called: "
+        "look for a thread that does not check killed(), or one blocked for good "
+        "(reading applyCh, which the service must close in Kill(), waiting on a lock "
+        "or a condition nobody signals, or a clerk call that retries forever)."
+    )
+
+
+def report_leftover_threads(names, seconds):
+    """For a cleanup() running because the test already failed: name the leftover
+    threads in that failure too, as a note under its message, and on stderr now."""
+    msg = "also: " + leftover_threads_message(names, seconds)
+    exc = sys.exc_info()[1]
+    if isinstance(exc, pytest.fail.Exception) and not exc.pytrace:
+        exc.msg += "\n" + msg  # pytest shows only the message of such a failure, not its notes
+    elif exc is not None and hasattr(exc, "add_note"):  # add_note: Python 3.11 on
+        exc.add_note(msg)
+    note(msg)
+
+
 def note(line):
     """One line on stderr as things happen (a single write: threads print at once)."""
     try:
@@ -405,8 +430,29 @@ def pytest_sessionfinish(session):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, exitstatus):
     if _late:
         terminalreporter.section("exceptions in threads after the last test", sep="=", red=True)
         for p in _late:
             terminalreporter.line(p.text)
+    _say_what_selected_nothing(terminalreporter, exitstatus)
+
+
+def _say_what_selected_nothing(terminalreporter, exitstatus):
+    """pytest reports a -k/-m that matches nothing only as "N deselected" and exit
+    status 5; name the pattern, so that a typo reads as one."""
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    config = terminalreporter.config
+    selectors = [
+        f"{opt} {value!r}"
+        for opt, value in (("-k", config.getoption("keyword", "")), ("-m", config.getoption("markexpr", "")))
+        if value
+    ]
+    if not selectors and not terminalreporter.stats.get("deselected"):
+        return
+    what = " and ".join(selectors) or "the selection"
+    terminalreporter.write_line(
+        f"no test matches {what} (test names are the Go names, e.g. -k 2A or -k TestBackup2B)",
+        red=True, bold=True,
+    )

@@ -4,7 +4,8 @@
 
 Every git-tracked file is copied to DEST unchanged, except that each file under
 skeleton/<pkg>/ takes the place of <pkg>/ of the same name: skeleton/raft/raft.py
-becomes DEST/raft/raft.py, and so on.  The skeleton files are the lab's
+becomes DEST/raft/raft.py, and so on; skeleton/README.md, the students' README,
+becomes DEST/README.md in place of the solution's.  The skeleton files are the lab's
 starting code, twins of the Go skeleton files; a new lab adds its package's
 folder under skeleton/ and nothing here changes.  Files of <pkg>/ with no
 skeleton twin (raft/util.py, say) are exported as they are.
@@ -50,7 +51,7 @@ def tracked_files(src):
 
 def skeleton_files(files):
     """Map each exported path that a skeleton file replaces to that skeleton file."""
-    return {p[len(SKELETON_DIR):]: p for p in files if p.startswith(SKELETON_DIR) and "/" in p[len(SKELETON_DIR):]}
+    return {p[len(SKELETON_DIR):]: p for p in files if p.startswith(SKELETON_DIR)}
 
 
 def check_skeleton_source(text, path):

@@ -37,8 +37,18 @@ class KVServer:
         pass
 
     def Kill(self):
-        """The tester calls Kill() when this server is no longer needed: stop it
-        and its Raft.  killed() lets long-running loops check for it."""
+        """The tester calls Kill() when this server will not be needed again.
+        The code given sets dead (no lock needed: a bool assignment is atomic)
+        and kills the Raft; killed() lets long-running loops test dead.  You
+        may add code here, for example to silence a killed server's debug
+        output.
+
+        Unlike Go's tester, this one checks after each test that every thread
+        it started has ended, and fails the test naming those still running.
+        So Kill() must make each of your threads end: the thread that reads
+        applyCh (close the channel: its `for msg in self.applyCh` loop then
+        ends), and any handler waiting for its command to be applied (wake it,
+        so it sees killed() and returns)."""
         self.dead = True
         self.rf.Kill()
         # Your code here, if desired.
@@ -52,8 +62,10 @@ def StartKVServer(servers, me, persister, maxraftstate):
     form the fault-tolerant service; me is this server's index.  The server
     stores snapshots through its Raft, which saves them with its state; it
     should snapshot when Raft's persisted state reaches maxraftstate bytes
-    (never if it is -1).  Returns at once, so start threads for any
-    long-running work."""
+    (never if it is -1), so that Raft can discard its log.  Raft saves its
+    state and the snapshot together, atomically, with persister.Save().
+    StartKVServer() must return quickly, so start threads for any
+    long-running work (reading applyCh, say)."""
     # Every dataclass that travels through Raft must be registered with labgob
     # (the @labgob.Register decorator does that for Op).
     kv = KVServer(servers, me, persister, maxraftstate)

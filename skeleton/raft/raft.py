@@ -47,8 +47,8 @@ class ApplyMsg:
     SnapshotIndex: int = 0
 
 
-# Python defines a class in one piece, so the RPC types come before Raft (in Go
-# they sit between Snapshot and RequestVote).
+# The RPC types sit between Snapshot and RequestVote in Go; a Python class is
+# one piece, so they come before Raft.
 @labgob.Register
 @dataclasses.dataclass
 class RequestVoteArgs:
@@ -69,6 +69,9 @@ class RequestVoteReply:
 
 class Raft:
     """A single Raft peer."""
+
+    # Python defines a class in one piece: the RPC types that Go declares between
+    # Snapshot and RequestVote are above, and the methods below keep Go's order.
 
     def __init__(self, peers, me, persister, applyCh):
         self.mu = threading.Lock()  # protects everything below
@@ -131,28 +134,39 @@ class Raft:
         pass
 
     def sendRequestVote(self, server, args, reply):
-        """Example code to send a RequestVote RPC to peers[server].
+        """Example code to send a RequestVote RPC to a server.
 
-        reply must be a RequestVoteReply, filled in place when the call
-        succeeds.  labrpc simulates a lossy network: a peer may be unreachable,
+        server is the target's index in self.peers; args holds the RPC's
+        arguments, and reply (a new RequestVoteReply()) is filled in place
+        when the call succeeds, so pass the object you will read afterwards.
+        args and reply must be of the types the handler (RequestVote) takes.
+
+        labrpc simulates a lossy network: a peer may be unreachable,
         a request or a reply may be lost.  Call() returns True if a reply came
         back within a timeout, False otherwise (a dead or unreachable peer, a
         lost request or reply), so it may take a while to return.  It always
         returns, unless the handler on the other side never does: there is no
-        need for timeouts of your own around Call().  See labrpc/labrpc.py.
+        need for timeouts of your own around Call().  See labrpc/labrpc.py
+        for more.
+
         If an RPC does not work, check that the args and reply dataclasses
-        are registered with labgob and give every field a default.
+        are registered with labgob and give every field a default, and that
+        you read the reply object you passed to Call(), not another one.
         """
         ok = self.peers[server].Call("Raft.RequestVote", args, reply)
         return ok
 
     def Start(self, command):
-        """Start agreement on the next command, if this server is the leader.
+        """The service (a key/value server, say) wants agreement on the next
+        command to append to the log.  If this server is not the leader, return
+        with isLeader False; otherwise start the agreement and return at once,
+        without waiting for it.  There is no guarantee that the command will
+        ever be committed: the leader may fail or lose an election.  Even after
+        Kill() this must return, gracefully.
 
-        Returns at once (index, term, isLeader): the index the command will
-        have if it is ever committed, the current term, and whether this server
-        believes it is the leader.  There is no guarantee that the command will
-        ever be committed; after Kill() this still returns, gracefully."""
+        Returns (index, term, isLeader): the index the command will have if it
+        is ever committed, the current term, and whether this server believes
+        it is the leader."""
         index = -1
         term = -1
         isLeader = True
@@ -162,9 +176,18 @@ class Raft:
         return index, term, isLeader
 
     def Kill(self):
-        """Stop this peer: every thread it started ends soon after."""
-        # A thread with a long-running loop checks killed() and ends once
-        # Kill() has been called: the tests check that no thread is left.
+        """The tester calls Kill() when this peer is no longer needed (a crash,
+        or the end of a test).  killed() tells your code whether Kill() has
+        been called; setting and reading the flag needs no lock (a bool
+        assignment is atomic in Python, as Go's atomic store is).
+
+        Every thread with a long-running loop must check killed() and end once
+        it is true: a thread left running uses memory and CPU time, can make
+        later tests fail and fills the debug output with lines of a dead peer.
+        Unlike Go's tester, this one checks after each test that every thread
+        the test started has ended, and fails the test naming those that have
+        not.  Wake any thread that sleeps on a condition here, so that it sees
+        killed() soon."""
         self.dead = True
         # Your code here, if desired.
 
@@ -182,10 +205,13 @@ class Raft:
 
 
 def Make(peers, me, persister, applyCh):
-    """Create a Raft peer.  peers holds the ClientEnds of all servers (this one
-    is peers[me]); persister holds what an earlier incarnation saved; committed
-    entries go to applyCh (a raft.Chan).  Returns at once, so start threads
-    for any long-running work."""
+    """The service or tester creates a Raft peer.  peers holds the ClientEnds
+    of all the servers, this one included (peers[me]); every server's peers
+    list has the same order.  persister is where this peer saves its
+    persistent state, and it starts out holding the most recent saved state,
+    if any.  applyCh (a raft.Chan) is where the tester or service expects the
+    ApplyMsg messages.  Make() must return quickly, so start threads for any
+    long-running work."""
     rf = Raft(peers, me, persister, applyCh)
 
     # Your initialization code here (2A, 2B, 2C).

@@ -46,8 +46,11 @@ class ShardCtrler:
 
     def Kill(self):
         """The tester calls Kill() when this instance will not be needed again.
-        Every thread you started must end soon after: the tests check that none
-        is left running.  Closing applyCh releases a Raft blocked sending on it."""
+        The code given is all Kill() strictly needs, but more may be handy, for
+        example turning off this instance's debug output.  Every thread you started must end soon after:
+        the tests check that none is left running, and name those that are.
+        Closing applyCh ends a `for msg in self.applyCh` loop and releases a
+        Raft blocked sending on it; wake any handler waiting for its command."""
         self.rf.Kill()
         # Your code here, if desired.
 

@@ -93,10 +93,13 @@ PLANTS = {
 
 
 def pytest_configure(config):
-    name = os.environ.get(PLANT_VAR, "")
-    if name not in PLANTS:
-        raise RuntimeError(f"{PLANT_VAR}={name!r}: expected one of {sorted(PLANTS)}")
-    PLANTS[name]()
+    # Several bugs at once: PYLABS_PLANT=raising_appendentries,forgetful_thread.
+    names = os.environ.get(PLANT_VAR, "").split(",")
+    for name in names:
+        if name not in PLANTS:
+            raise RuntimeError(f"{PLANT_VAR}={name!r}: expected one of {sorted(PLANTS)}")
+    for name in names:
+        PLANTS[name]()
 
 
 class _ReusingEnd:
@@ -141,3 +144,26 @@ def kill_hangs():
 
 
 PLANTS["kill_hangs"] = kill_hangs
+
+
+def forgetful_thread():
+    """Each peer starts a thread that never checks killed(): it outlives the test."""
+    import time
+
+    import tests.raft.config as config
+
+    make = config.Make
+
+    def forget():
+        while True:
+            time.sleep(0.05)
+
+    def planted(peers, me, persister, applyCh):
+        rf = make(peers, me, persister, applyCh)
+        threading.Thread(target=forget, name=f"raft{me}-forgetful", daemon=True).start()
+        return rf
+
+    config.Make = planted
+
+
+PLANTS["forgetful_thread"] = forgetful_thread

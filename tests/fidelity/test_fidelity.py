@@ -73,7 +73,34 @@ def test_raising_ticker_fails_the_test_and_leaves_no_thread():
     assert "Exception in thread raft1-ticker" in out, out
     assert "ZeroDivisionError: planted: division by zero in the ticker" in out, out
     # The interruption waited for make_config to finish, so cleanup stopped every peer.
-    assert "threads still running" not in out, out
+    assert "still running 5 s after cleanup" not in out, out
+
+
+def test_selection_that_matches_nothing_is_named():
+    rc, out, _ = run_pytest(["tests/raft", "-k", "2Z"])
+    assert rc == 5, out  # pytest's "no tests collected"
+    assert "no test matches -k '2Z'" in out, out
+    rc, out, _ = run_pytest(["tests/raft", "-k", "2A", "-m", "3B"])
+    assert rc == 5 and "no test matches -k '2A' and -m '3B'" in out, out
+    rc, out, _ = run_pytest([RAFT + "TestInitialElection2A", "--collect-only"])
+    assert rc == 0 and "no test matches" not in out, out
+
+
+def test_thread_that_ignores_kill_is_named_after_passed():
+    rc, out, _ = run_pytest([RAFT + "TestBasicAgree2B"], plant="forgetful_thread")
+    assert rc == 1, out
+    # The test's checks passed; the leak is reported as a failure of its own, saying what to look for.
+    assert "... Passed --" in out, out
+    assert re.search(r"3 thread\(s\) still running 5 s after cleanup killed every server: raft\d-forgetful", out), out
+    assert "a thread that does not check killed()" in out, out
+
+
+def test_leftover_threads_are_named_when_the_test_fails_otherwise():
+    rc, out, _ = run_pytest([RAFT + "TestBasicAgree2B"], plant="raising_appendentries,forgetful_thread")
+    assert rc == 1, out
+    assert "IndexError: planted" in out, out
+    # Under the failure's own message (a note), not only in the captured output.
+    assert re.search(r"(?m)^E?\s*also: 3 thread\(s\) still running 5 s after cleanup.*raft\d-forgetful", out), out
 
 
 # ---- 2. a hang fails instead of hanging forever ----

@@ -19,6 +19,8 @@ import pytest
 import labrpc
 from kvraft import MakeClerk, StartKVServer
 from persister import MakePersister
+from raft.util import print_line
+from tests.gotest import leftover_threads_message, report_leftover_threads
 
 # the real-time limit on one test (Go: 120*time.Second)
 TEST_TIME_LIMIT = 120.0
@@ -189,20 +191,21 @@ class config:
             time.sleep(0.05)
 
         errs = self.thread_errors()
+        names = [t.name for t in left]
         if in_flight:
             # the test already failed; report what else went wrong without masking it
             for e in errs:
-                print(f"info: helper thread failed: {e}")
-            if left:
-                print("info: threads still running after cleanup: " + ", ".join(t.name for t in left))
+                print_line(f"info: helper thread failed: {e}")
+            if names:
+                report_leftover_threads(names, THREAD_EXIT_WAIT)
             return
         if errs:
-            pytest.fail("failure in a client thread:\n" + "\n".join(errs))
-        if left:
-            pytest.fail(
-                f"{len(left)} thread(s) still running {THREAD_EXIT_WAIT:.0f} s after cleanup: "
-                + ", ".join(t.name for t in left)
-            )
+            msg = "failure in a client thread:\n" + "\n".join(errs)
+            if names:
+                msg += "\nalso: " + leftover_threads_message(names, THREAD_EXIT_WAIT)
+            pytest.fail(msg)
+        if names:
+            pytest.fail(leftover_threads_message(names, THREAD_EXIT_WAIT))
 
     def LogSize(self):
         """The largest Raft state any server has persisted, in bytes."""
@@ -398,7 +401,7 @@ class config:
 
     def begin(self, description):
         """Start a test section: print its title, reset the statistics."""
-        print(f"{description} ...", flush=True)
+        print_line(f"{description} ...")
         self.t0 = time.monotonic()
         self.rpcs0 = self.rpcTotal()
         with self._ops_mu:
@@ -418,7 +421,7 @@ class config:
             nrpc = self.rpcTotal() - self.rpcs0  # RPCs sent since begin()
             with self._ops_mu:
                 ops = self.ops  # logged clerk operations
-            print("  ... Passed --" + "  %4.1f  %d %5d %4d" % (t, npeers, nrpc, ops), flush=True)
+            print_line("  ... Passed --" + "  %4.1f  %d %5d %4d" % (t, npeers, nrpc, ops))
 
 
 def make_config(n, unreliable, maxraftstate):
@@ -427,7 +430,7 @@ def make_config(n, unreliable, maxraftstate):
         if not _ncpu_done:
             _ncpu_done = True
             if (os.cpu_count() or 1) < 2:
-                print("warning: only one CPU, which may conceal locking bugs")
+                print_line("warning: only one CPU, which may conceal locking bugs")
             random.seed(int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1))
     # Go also sets GOMAXPROCS(4); CPython has no counterpart
     cfg = config()

@@ -15,6 +15,7 @@ import pytest
 
 import porcupine
 from models.kv import KvInput, KvModel, KvOutput
+from raft.util import print_line
 
 from .config import make_config
 
@@ -324,7 +325,7 @@ def GenericTest(part, nclients, nservers, unreliable, crash, partitions, maxraft
         checkStart = time.monotonic()
         res, info = porcupine.CheckOperationsVerbose(KvModel, history, linearizabilityCheckTimeout)
         # No Go twin: the check's cost, so stress runs can show how far it stays from the timeout.
-        print(f"info: linearizability check of {len(history)} operations took {time.monotonic() - checkStart:.3f}s")
+        print_line(f"info: linearizability check of {len(history)} operations took {time.monotonic() - checkStart:.3f}s")
         if res == porcupine.Illegal:
             # Go writes to a temp file; here the page goes where `make clean` finds it:
             # mtests.py's output folder, else test-out/ in the project.
@@ -334,19 +335,19 @@ def GenericTest(part, nclients, nservers, unreliable, crash, partitions, maxraft
                 fd, name = tempfile.mkstemp(suffix=".html", prefix=f"{part}-history-", dir=outdir)
                 os.close(fd)
             except OSError:
-                print("info: failed to create temp file for visualization")
+                print_line("info: failed to create temp file for visualization")
             else:
                 try:
                     err = porcupine.VisualizePath(KvModel, info, name)
                 except Exception as e:  # Go returns an error value instead
                     err = e
                 if err:
-                    print(f"info: failed to write history visualization to {name}")
+                    print_line(f"info: failed to write history visualization to {name}")
                 else:
-                    print(f"info: wrote history visualization to {name}")
+                    print_line(f"info: wrote history visualization to {name}")
             pytest.fail("history is not linearizable")
         elif res == porcupine.Unknown:
-            print("info: linearizability check timed out, assuming history is ok")
+            print_line("info: linearizability check timed out, assuming history is ok")
 
         cfg.end()
     finally:

@@ -186,6 +186,21 @@ def test_list_selection_and_usage_errors():
     assert run_mtests("--timeout", "2x", "1X").returncode == 2
 
 
+def test_missing_dependency_is_named_in_one_line(monkeypatch, capsys):
+    # Outside the venv msgpack is missing: one line naming it and the venv, not a pile of
+    # collection errors followed by "no test matches".
+    monkeypatch.setattr(mtests, "REQUIRED_MODULES", ("pytest", "no_such_module_pylabs"))
+    assert mtests.main(["-l", "2A"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "has no no_such_module_pylabs" in err and ".venv/bin/python mtests.py" in err, err
+
+
+def test_dependencies_of_the_runs_are_checked():
+    assert set(mtests.REQUIRED_MODULES) >= {"pytest", "msgpack"}
+    assert mtests.missing_modules() == []  # this venv has them
+
+
 def test_counts_failures_and_keeps_failed_output(tmp_path):
     out = tmp_path / "out"
     r = run_mtests("-n", "2", "--workers", "4", "--timeout", "20s", "-o", str(out),

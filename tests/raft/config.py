@@ -27,6 +27,8 @@ from labgob import DecodeError, NewDecoder, NewEncoder
 from labrpc import MakeNetwork, MakeServer, MakeService
 from persister import MakePersister
 from raft import Chan, Make
+from raft.util import print_line
+from tests.gotest import leftover_threads_message, report_leftover_threads
 
 SnapShotInterval = 10
 
@@ -55,7 +57,7 @@ def _once_per_process():
             return
         _ncpu_done = True
         if (os.cpu_count() or 1) < 2:
-            print("warning: only one CPU, which may conceal locking bugs")
+            print_line("warning: only one CPU, which may conceal locking bugs")
         random.seed(makeSeed())
 
 
@@ -97,7 +99,7 @@ class config:
         with self._failureMu:
             if self.failure is None:
                 self.failure = msg
-        print(msg, file=sys.stderr, flush=True)
+        print_line(msg, file=sys.stderr)
 
     def check_failure(self):
         """Fail the running test if a background thread has found an error."""
@@ -174,7 +176,7 @@ class config:
         for j in range(len(self.logs)):
             if m.CommandIndex in self.logs[j] and self.logs[j][m.CommandIndex] != v:
                 old = self.logs[j][m.CommandIndex]
-                print(f"{i}: log {self.logs[i]}; server {self.logs[j]}", file=sys.stderr)
+                print_line(f"{i}: log {self.logs[i]}; server {self.logs[j]}", file=sys.stderr)
                 # another server has already committed a different value here.
                 err_msg = (
                     f"commit index={m.CommandIndex} server={i} {m.Command} != server={j} {old}"
@@ -340,15 +342,17 @@ class config:
         leftover = self._waitThreads(THREAD_EXIT_SECONDS)
         if failing:
             if leftover:
-                print(f"threads still running after cleanup: {leftover}", file=sys.stderr)
+                report_leftover_threads(leftover, THREAD_EXIT_SECONDS)
             return
-        self.check_failure()
-        self.checkTimeout()
+        try:
+            self.check_failure()
+            self.checkTimeout()
+        except BaseException:
+            if leftover:
+                report_leftover_threads(leftover, THREAD_EXIT_SECONDS)
+            raise
         if leftover:
-            pytest.fail(
-                f"{len(leftover)} threads still running {THREAD_EXIT_SECONDS:.0f} s "
-                f"after cleanup: {', '.join(leftover)}",
-            )
+            pytest.fail(leftover_threads_message(leftover, THREAD_EXIT_SECONDS))
 
     def _waitThreads(self, timeout):
         """Names of the threads started since make_config still alive after timeout."""
@@ -554,7 +558,7 @@ class config:
 
     def begin(self, description):
         """Start a test: print its title and reset the statistics."""
-        print(f"{description} ...", flush=True)
+        print_line(f"{description} ...")
         self.t0 = time.monotonic()
         self.rpcs0 = self.rpcTotal()
         self.bytes0 = self.bytesTotal()
@@ -572,8 +576,7 @@ class config:
             nbytes = self.bytesTotal() - self.bytes0  # number of bytes
             ncmds = self.maxIndex - self.maxIndex0  # number of Raft agreements reported
 
-        print("  ... Passed --", end="")
-        print("  %4.1f  %d %4d %7d %4d" % (t, npeers, nrpc, nbytes, ncmds), flush=True)
+        print_line("  ... Passed --" + "  %4.1f  %d %4d %7d %4d" % (t, npeers, nrpc, nbytes, ncmds))
 
     def LogSize(self):
         """Largest Raft state (log included, snapshot excluded) over all servers."""

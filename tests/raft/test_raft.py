@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from raft.util import print_line
+
 from .config import SnapShotInterval, make_config, randstring
 
 # The tester generously allows solutions to complete elections in one second
@@ -71,7 +73,7 @@ def TestInitialElection2A():
         time.sleep(2 * RaftElectionTimeout)
         term2 = cfg.checkTerms()
         if term1 != term2:
-            print("warning: term changed even though there were no failures")
+            print_line("warning: term changed even though there were no failures")
 
         # there should still be a leader.
         cfg.checkOneLeader()

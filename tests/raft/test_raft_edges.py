@@ -197,3 +197,18 @@ def test_log_append_of_an_unencodable_entry_changes_nothing():
         log.append([[3, "ok"], [3, (1, 2)]])
     assert log.last_index() == 2
     _check_cache(log)
+
+
+def test_print_line_writes_the_whole_line_at_once_under_the_debug_lock():
+    # A print() writes text and newline apart, and a DPrintf line could land between them.
+    writes = []
+
+    class Stream:
+        def write(self, text):
+            writes.append((text, util._debug_lock.locked()))
+
+        def flush(self):
+            pass
+
+    util.print_line("Test (2A): initial election ...", file=Stream())
+    assert writes == [("Test (2A): initial election ...\n", True)]

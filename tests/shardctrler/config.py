@@ -19,6 +19,8 @@ import pytest
 
 import labrpc
 from persister import MakePersister
+from raft.util import print_line
+from tests.gotest import leftover_threads_message, report_leftover_threads
 from shardctrler import MakeClerk, StartServer
 
 # the real-time limit on one test (Go: 120*time.Second)
@@ -174,20 +176,21 @@ class config:
             time.sleep(0.05)
 
         errs = self.thread_errors()
+        names = [t.name for t in left]
         if in_flight:
             # the test already failed; report what else went wrong without masking it
             for e in errs:
-                print(f"info: helper thread failed: {e}")
-            if left:
-                print("info: threads still running after cleanup: " + ", ".join(t.name for t in left))
+                print_line(f"info: helper thread failed: {e}")
+            if names:
+                report_leftover_threads(names, THREAD_EXIT_WAIT)
             return
         if errs:
-            pytest.fail("failure in a client thread:\n" + "\n".join(errs))
-        if left:
-            pytest.fail(
-                f"{len(left)} thread(s) still running {THREAD_EXIT_WAIT:.0f} s after cleanup: "
-                + ", ".join(t.name for t in left)
-            )
+            msg = "failure in a client thread:\n" + "\n".join(errs)
+            if names:
+                msg += "\nalso: " + leftover_threads_message(names, THREAD_EXIT_WAIT)
+            pytest.fail(msg)
+        if names:
+            pytest.fail(leftover_threads_message(names, THREAD_EXIT_WAIT))
 
     def LogSize(self):
         """The largest Raft state any server has persisted, in bytes."""

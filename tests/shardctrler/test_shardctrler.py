@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from raft.util import print_line
 from shardctrler import Config, NShards
 
 from .config import make_config
@@ -78,7 +79,7 @@ def TestBasic():
     try:
         ck = cfg.makeClient(cfg.All())
 
-        print("Test: Basic leave/join ...", flush=True)
+        print_line("Test: Basic leave/join ...")
 
         # Go quirk kept: cfa[3] is never assigned, so it stays the zero Config and
         # the historical queries below require Query(0) to equal it.
@@ -110,9 +111,9 @@ def TestBasic():
         ck.Leave([gid2])
         cfa[5] = ck.Query(-1)
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Historical queries ...", flush=True)
+        print_line("Test: Historical queries ...")
 
         for s in range(nservers):
             cfg.ShutdownServer(s)
@@ -122,9 +123,9 @@ def TestBasic():
             cfg.StartServer(s)
             cfg.ConnectAll()
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Move ...", flush=True)
+        print_line("Test: Move ...")
         gid3 = 503
         ck.Join({gid3: ["3a", "3b", "3c"]})
         gid4 = 504
@@ -153,9 +154,9 @@ def TestBasic():
                     pytest.fail(f"expected shard {i} on gid {gid4} actually {cf2.Shards[i]}")
         ck.Leave([gid3])
         ck.Leave([gid4])
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Concurrent leave/join ...", flush=True)
+        print_line("Test: Concurrent leave/join ...")
 
         npara = 10
         cka = [cfg.makeClient(cfg.All()) for _ in range(npara)]
@@ -182,9 +183,9 @@ def TestBasic():
         cfg.checkThreadErrors()
         check(gids, ck)
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Minimal transfers after joins ...", flush=True)
+        print_line("Test: Minimal transfers after joins ...")
 
         c1 = ck.Query(-1)
         for i in range(5):
@@ -199,9 +200,9 @@ def TestBasic():
                     if c1.Shards[j] != i:
                         pytest.fail("non-minimal transfer after Join()s")
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Minimal transfers after leaves ...", flush=True)
+        print_line("Test: Minimal transfers after leaves ...")
 
         for i in range(5):
             ck.Leave([npara + 1 + i])
@@ -213,7 +214,7 @@ def TestBasic():
                     if c3.Shards[j] != i:
                         pytest.fail("non-minimal transfer after Leave()s")
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
     finally:
         cfg.cleanup()
 
@@ -224,7 +225,7 @@ def TestMulti():
     try:
         ck = cfg.makeClient(cfg.All())
 
-        print("Test: Multi-group join/leave ...", flush=True)
+        print_line("Test: Multi-group join/leave ...")
 
         cfa = [Config() for _ in range(6)]  # recorded but, as in Go, not used later
         cfa[0] = ck.Query(-1)
@@ -263,9 +264,9 @@ def TestMulti():
 
         ck.Leave([gid2])
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Concurrent multi leave/join ...", flush=True)
+        print_line("Test: Concurrent multi leave/join ...")
 
         npara = 10
         cka = [cfg.makeClient(cfg.All()) for _ in range(npara)]
@@ -290,9 +291,9 @@ def TestMulti():
         cfg.checkThreadErrors()
         check(gids, ck)
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Minimal transfers after multijoins ...", flush=True)
+        print_line("Test: Minimal transfers after multijoins ...")
 
         c1 = ck.Query(-1)
         m = {}
@@ -308,9 +309,9 @@ def TestMulti():
                     if c1.Shards[j] != i:
                         pytest.fail("non-minimal transfer after Join()s")
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Minimal transfers after multileaves ...", flush=True)
+        print_line("Test: Minimal transfers after multileaves ...")
 
         l = []  # noqa: E741 (Go's name)
         for i in range(5):
@@ -324,9 +325,9 @@ def TestMulti():
                     if c3.Shards[j] != i:
                         pytest.fail("non-minimal transfer after Leave()s")
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
 
-        print("Test: Check Same config on servers ...", flush=True)
+        print_line("Test: Check Same config on servers ...")
 
         isLeader, leader = cfg.Leader()
         if not isLeader:
@@ -348,6 +349,6 @@ def TestMulti():
         c1 = ck.Query(-1)
         check_same_config(c, c1)
 
-        print("  ... Passed", flush=True)
+        print_line("  ... Passed")
     finally:
         cfg.cleanup()

@@ -14,6 +14,7 @@ import pytest
 
 import porcupine
 from models.kv import KvInput, KvModel, KvOutput
+from raft.util import print_line
 from shardkv import key2shard
 
 from .config import make_config, randstring
@@ -32,7 +33,7 @@ def check(ck, key, value):
 def passed(cfg):
     """Print the Passed line, unless a helper thread failed."""
     cfg.checkThreadErrors()
-    print("  ... Passed", flush=True)
+    print_line("  ... Passed")
 
 
 def randint():
@@ -43,7 +44,7 @@ def randint():
 @_mark4B
 def TestStaticShards():
     """Static 2-way sharding, without shard movement."""
-    print("Test: static shards ...", flush=True)
+    print_line("Test: static shards ...")
 
     cfg = make_config(3, False, -1)
     try:
@@ -111,7 +112,7 @@ def TestStaticShards():
 
 @_mark4B
 def TestJoinLeave():
-    print("Test: join then leave ...", flush=True)
+    print_line("Test: join then leave ...")
 
     cfg = make_config(3, False, -1)
     try:
@@ -161,7 +162,7 @@ def TestJoinLeave():
 
 @_mark4B
 def TestSnapshot():
-    print("Test: snapshots, join, and leave ...", flush=True)
+    print_line("Test: snapshots, join, and leave ...")
 
     cfg = make_config(3, False, 1000)
     try:
@@ -225,7 +226,7 @@ def TestSnapshot():
 
 @_mark4B
 def TestMissChange():
-    print("Test: servers miss configuration changes...", flush=True)
+    print_line("Test: servers miss configuration changes...")
 
     cfg = make_config(3, False, 1000)
     try:
@@ -306,7 +307,7 @@ def TestMissChange():
 
 @_mark4B
 def TestConcurrent1():
-    print("Test: concurrent puts and configuration changes...", flush=True)
+    print_line("Test: concurrent puts and configuration changes...")
 
     cfg = make_config(3, False, 100)
     done = threading.Event()
@@ -384,7 +385,7 @@ def TestConcurrent1():
 @_mark4B
 def TestConcurrent2():
     """The various sources from which a re-starting group might need to fetch shard contents."""
-    print("Test: more concurrent puts and configuration changes...", flush=True)
+    print_line("Test: more concurrent puts and configuration changes...")
 
     cfg = make_config(3, False, -1)
     done = threading.Event()
@@ -455,7 +456,7 @@ def TestConcurrent2():
 
 @_mark4B
 def TestConcurrent3():
-    print("Test: concurrent configuration change and restart...", flush=True)
+    print_line("Test: concurrent configuration change and restart...")
 
     cfg = make_config(3, False, 300)
     done = threading.Event()
@@ -522,7 +523,7 @@ def TestConcurrent3():
 
 @_mark4B
 def TestUnreliable1():
-    print("Test: unreliable 1...", flush=True)
+    print_line("Test: unreliable 1...")
 
     cfg = make_config(3, True, 100)
     try:
@@ -563,7 +564,7 @@ def TestUnreliable1():
 
 @_mark4B
 def TestUnreliable2():
-    print("Test: unreliable 2...", flush=True)
+    print_line("Test: unreliable 2...")
 
     cfg = make_config(3, True, 100)
     done = threading.Event()
@@ -626,7 +627,7 @@ def TestUnreliable2():
 
 @_mark4B
 def TestUnreliable3():
-    print("Test: unreliable 3...", flush=True)
+    print_line("Test: unreliable 3...")
 
     cfg = make_config(3, True, 100)
     done = threading.Event()
@@ -720,12 +721,12 @@ def TestUnreliable3():
                 except Exception as e:  # Go returns an error value instead
                     err = e
                 if err:
-                    print(f"info: failed to write history visualization to {f.name}")
+                    print_line(f"info: failed to write history visualization to {f.name}")
                 else:
-                    print(f"info: wrote history visualization to {f.name}")
+                    print_line(f"info: wrote history visualization to {f.name}")
             pytest.fail("history is not linearizable")
         elif res == porcupine.Unknown:
-            print("info: linearizability check timed out, assuming history is ok")
+            print_line("info: linearizability check timed out, assuming history is ok")
 
         passed(cfg)
     finally:
@@ -736,7 +737,7 @@ def TestUnreliable3():
 @_mark4B
 def TestChallenge1Delete():
     """Optional: are servers deleting shards for which they are no longer responsible?"""
-    print("Test: shard deletion (challenge 1) ...", flush=True)
+    print_line("Test: shard deletion (challenge 1) ...")
 
     # "1" means force snapshot after every log entry.
     cfg = make_config(3, False, 1)
@@ -807,7 +808,7 @@ def TestChallenge1Delete():
 def TestChallenge2Unaffected():
     """Optional: can servers serve shards not affected by a configuration change
     while the change is underway?"""
-    print("Test: unaffected shard access (challenge 2) ...", flush=True)
+    print_line("Test: unaffected shard access (challenge 2) ...")
 
     cfg = make_config(3, True, 100)
     try:
@@ -871,7 +872,7 @@ def TestChallenge2Unaffected():
 def TestChallenge2Partial():
     """Optional: can servers serve shards received in a configuration change
     before the whole migration has completed?"""
-    print("Test: partial migration shard access (challenge 2) ...", flush=True)
+    print_line("Test: partial migration shard access (challenge 2) ...")
 
     cfg = make_config(3, True, 100)
     try:

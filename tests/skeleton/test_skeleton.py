@@ -63,12 +63,14 @@ def test_skeleton_files_replace_their_twins_and_others_are_copied(tmp_path):
             "skeleton/newlab/b.py": "pass\n",
             "tests/skeleton/test_x.py": "x = 1\n",
             "README.md": "read me\n",
+            # A top-level skeleton file replaces the project's: the students' README.
+            "skeleton/README.md": "student read me\n",
         },
     )
     dest = tmp_path / "dest"
     exported = sk.export(dest, src)
     expected = {
-        "README.md": "read me\n",
+        "README.md": "student read me\n",
         "lab/a.py": "# Your code here.\n",
         "lab/util.py": "helper = 1\n",
         "newlab/b.py": "pass\n",
@@ -329,5 +331,63 @@ def test_lab_tests_fail_on_the_skeleton_quickly_by_assertion(dest, test, message
     assert message in out, out
     assert re.search(r"\b1 failed\b", out), out
     assert not re.search(r"\b\d+ errors?\b|ImportError|ModuleNotFoundError|AttributeError|NameError|TypeError", out), out
-    assert "threads still running" not in out, out
+    assert "still running 5 s after cleanup" not in out, out
     assert elapsed < seconds, f"{test} took {elapsed:.1f} s on the skeleton"
+
+
+# ---- the students' README and first run ---------------------------------------------
+
+
+def test_export_has_the_student_readme(dest):
+    readme = (dest / "README.md").read_text()
+    assert readme == (ROOT / "skeleton" / "README.md").read_text()
+    for section in (
+        "## The handouts",
+        "## What you write, part by part",
+        "## Running the tests",
+        "## Reading a failure",
+        "## Debugging: the debug log",
+    ):
+        assert section in readme, section
+    # Every part's row names the files to write, its make target and its time.
+    for part, files in {
+        "2A": "raft/raft.py", "2B": "raft/raft.py", "2C": "raft/raft.py", "2D": "raft/raft.py",
+        "3A": "kvraft/server.py", "3B": "kvraft/server.py",
+        "4A": "shardctrler/server.py", "4B": "shardkv/server.py",
+    }.items():
+        row = re.search(rf"(?m)^\| {part} \|.*$", readme)
+        assert row and files in row.group() and f"`test-{part}`" in row.group(), part
+        assert re.search(r"\| ~\d+(\.\d+)? (s|min) \|$", row.group()), row.group()
+    for lab in ("lab-raft.html", "lab-kvraft.html", "lab-shard.html"):
+        assert f"http://nil.csail.mit.edu/6.5840/2023/labs/{lab}" in readme, lab
+    for words in (
+        ".venv/bin/python mtests.py", "dslogs.py", "VERBOSE=1", "-k TestBackup2B",
+        "Leftover threads", "does not check `killed()`", "Exception in thread",
+        "whole-test limit", "--race", "expected one leader, got none",
+    ):
+        assert words in readme, words
+    # Nothing of the solution's README: its claim, its stress tables, the exporter's tests.
+    for words in ("a solution for", "Stress tables", "mtests.py --workers 8", "┏", "tests/skeleton", "make skeleton"):
+        assert words not in readme, words
+
+
+def test_make_test_2A_in_the_export_fails_quickly(dest, tmp_path):
+    """A student's first command: the export's own Makefile, with this interpreter in place
+    of the export's venv (a stamp newer than setup.cfg stands in for its installation)."""
+    stamp = tmp_path / "installed"
+    stamp.touch()
+    env = dict(os.environ, PYTHONPATH=str(dest), PYTHONDONTWRITEBYTECODE="1", PYTEST_ADDOPTS="-p no:cacheprovider")
+    env.pop("VERBOSE", None)
+    t0 = time.monotonic()
+    res = subprocess.run(
+        ["make", "test-2A", f"VPY={sys.executable}", f"STAMP={stamp}"],
+        cwd=dest, env=env, capture_output=True, text=True, timeout=120,
+    )
+    elapsed = time.monotonic() - t0
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert "expected one leader, got none" in out, out
+    assert re.search(r"\b3 failed\b", out), out
+    assert "Test (2A): initial election ..." in out, out
+    assert "still running 5 s after cleanup" not in out, out
+    assert elapsed < 60, f"make test-2A took {elapsed:.1f} s on the skeleton"
