@@ -8,7 +8,7 @@ PYTEST := $(VPY) -m pytest -s -q $(if $(RACE),--race)
 # Parallel runs used by `make stress`; override on the command line: make stress N=100 TESTS=2A
 N       ?= 20
 WORKERS ?= 2
-TESTS   ?= 2A 2B 2C 2D 3A 3B
+TESTS   ?= 2A 2B 2C 2D 3A 3B 4A 4B
 
 .PHONY: install test test-lab2 test-lab3 test-2A test-2B test-2C test-2D test-3A test-3B \
         test-lab4 test-4A test-4B \
