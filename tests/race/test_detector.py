@@ -21,9 +21,11 @@ from raft import Chan
 
 
 @pytest.fixture
-def det():
-    """The detector installed (unless --race already did), fresh, and any
-    reports the test did not take dropped afterwards."""
+def det(monkeypatch):
+    """The detector installed (unless --race already did), fresh, quiet (these
+    tests make races on purpose and take the reports), and any reports the test
+    did not take dropped afterwards."""
+    monkeypatch.setattr(detector, "ECHO", False)
     was = race.installed()
     race.install()
     race.reset()
