@@ -371,9 +371,10 @@ def test_export_has_the_student_readme(dest):
         assert words not in readme, words
 
 
-def test_make_test_2A_in_the_export_fails_quickly(dest, tmp_path):
-    """A student's first command: the export's own Makefile, with this interpreter in place
-    of the export's venv (a stamp newer than setup.cfg stands in for its installation)."""
+def test_make_test_of_the_first_part_in_the_export_fails_quickly(dest, tmp_path):
+    """A student's first command, `make test-2A`: the export's own Makefile, with this
+    interpreter in place of the export's venv (a stamp newer than setup.cfg stands in for
+    its installation).  The name has no part in it, or `mtests.py 2A` would run it."""
     stamp = tmp_path / "installed"
     stamp.touch()
     env = dict(os.environ, PYTHONPATH=str(dest), PYTHONDONTWRITEBYTECODE="1", PYTEST_ADDOPTS="-p no:cacheprovider")
