@@ -57,6 +57,9 @@ ELECTION_TIMEOUT_MAX = 0.500
 # After an RPC carrying entries is lost, the replicator tries again this soon
 # rather than at the next heartbeat.
 RETRY_AFTER_LOSS = 0.020
+# A ticker that wakes this much past its election deadline was not running (its process
+# stalled, or mu was held that long): it re-arms the timer instead of campaigning.
+STALL_SLACK = 0.100
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
 
@@ -505,6 +508,7 @@ class Raft:
         with self.mu:
             self._resetElectionTimer()
             nextHeartbeat = 0.0
+            stalled = False  # the timer was just re-armed after a stall
             while not self.dead:
                 now = time.monotonic()
                 if self.state == LEADER:
@@ -514,7 +518,17 @@ class Raft:
                     self.tickerCond.wait(nextHeartbeat - now if nextHeartbeat > now else HEARTBEAT_INTERVAL)
                 else:
                     nextHeartbeat = 0.0
-                    if now >= self.electionDeadline:
+                    if now < self.electionDeadline:
+                        stalled = False  # the leader has been heard since
+                    elif now >= self.electionDeadline + STALL_SLACK and not stalled:
+                        # Not in Figure 2: we woke long after our deadline, so this peer
+                        # itself was not running (a stalled process: the leader's heartbeats
+                        # may be queued, unhandled).  Count the silence from now, once: a
+                        # peer that is always late still campaigns at its next deadline.
+                        stalled = True
+                        self._resetElectionTimer()
+                    else:
+                        stalled = False
                         self._startElection()
                     self.tickerCond.wait(max(self.electionDeadline - time.monotonic(), 0.001))
 
