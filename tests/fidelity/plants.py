@@ -103,8 +103,8 @@ def pytest_configure(config):
 
 
 class _ReusingEnd:
-    """A ClientEnd through which a Raft peer passes one reply object per reply
-    type, shared by all its ends and calls: the reply-reuse bug gob exposes."""
+    """A ClientEnd that passes one reply object per reply type, shared by all
+    the ends and calls it is given: the reply-reuse bug gob exposes."""
 
     def __init__(self, end, replies):
         self.end = end
@@ -122,9 +122,12 @@ def raft_reuses_reply():
     import tests.raft.config as config
 
     make = config.Make
+    # One reply per type for every peer (a package-level reply variable in Go):
+    # after the first success anywhere, every rejection reads Success=True.
+    # With one per peer, a leader that had no success yet backs up correctly.
+    replies = {}
 
     def planted(peers, me, persister, applyCh):
-        replies = {}
         return make([_ReusingEnd(e, replies) for e in peers], me, persister, applyCh)
 
     config.Make = planted
