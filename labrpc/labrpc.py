@@ -58,6 +58,10 @@ __all__ = [
 
 _HANDLER_IDLE_SECONDS = 1.0  # an idle pool thread exits after this long
 
+# Under simulated time (--sim, see sim/) a function giving each message's one-way
+# latency on the reliable network, in seconds; real time has none, as in Go.
+reliable_latency = None
+
 
 class RPCError(RuntimeError):
     """A call that can never succeed: unknown service or method."""
@@ -146,6 +150,8 @@ class Network:
                 return False
             if random.randrange(1000) < 100:
                 return False
+        elif reliable_latency is not None and not self._sleep(reliable_latency()):
+            return False
 
         # Run the handler on another thread, so that a dead server can be noticed
         # while its handler is still running (or hung).
@@ -165,6 +171,8 @@ class Network:
             return False
         if not reliable and random.randrange(1000) < 100:
             return False  # drop the reply, as if the server never answered
+        if reliable and reliable_latency is not None and not self._sleep(reliable_latency()):
+            return False
         if longreordering and random.randrange(900) < 600:
             # Delay the reply for a while.
             ms = 200 + random.randrange(1 + random.randrange(2000))

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import time
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Callable, List, Optional, Tuple
+
+# The budget is real time even under simulated time (--sim): it bounds the CPU
+# spent searching, which a virtual clock, still while one thread computes, would not.
+from sim.realtime import monotonic
 
 from .model import (
     CheckResult,
@@ -320,7 +323,7 @@ def checkParallel(
     its search's first slice, so it counts against the timeout (measured from start): Go builds
     them all up front because that is quick there; a million operations take seconds here.
     """
-    start = time.monotonic() if start is None else start
+    start = monotonic() if start is None else start
     deadline = start + timeout if timeout and timeout > 0 else None
     entries = [[] for _ in history]
     longest = [[] for _ in history]
@@ -343,7 +346,7 @@ def checkParallel(
     while running and not stop:
         still = []
         for i in running:
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and monotonic() >= deadline:
                 timedOut = True  # if we time out, we might get a false positive
                 stop = True
                 break
@@ -402,7 +405,7 @@ def _noCycleCollection(check):
 
 @_noCycleCollection
 def checkEvents(model: Model, history: List[Event], verbose: bool, timeout: Optional[float]):
-    start = time.monotonic()
+    start = monotonic()
     model = fillDefault(model)
     partitions = model.PartitionEvent(history)
     l = [lambda sub=sub: convertEntries(renumber(sub)) for sub in partitions]
@@ -411,7 +414,7 @@ def checkEvents(model: Model, history: List[Event], verbose: bool, timeout: Opti
 
 @_noCycleCollection
 def checkOperations(model: Model, history: List[Operation], verbose: bool, timeout: Optional[float]):
-    start = time.monotonic()
+    start = monotonic()
     model = fillDefault(model)
     partitions = model.Partition(history)
     l = [lambda sub=sub: makeEntries(sub) for sub in partitions]

@@ -5,4 +5,6 @@ pytest_plugins = [
     "tests.gotest",
     # race: the opt-in --race detector (lockset rule); without --race it does nothing.
     "race.pytest_plugin",
+    # sim: the opt-in --sim mode (virtual clock, seeded scheduler); without --sim it does nothing.
+    "sim.pytest_plugin",
 ]

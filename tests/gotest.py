@@ -27,11 +27,13 @@ import re
 import signal
 import sys
 import threading
-import time
 import traceback
 import weakref
 
 import pytest
+
+# The limit is real time, and the watch thread runs outside simulated time (--sim).
+from sim import realtime
 
 # No passing test comes near this: the harnesses fail a test that runs longer than
 # 120 s, and the longest test takes about 45 s on two loaded cores.  Go's limit,
@@ -75,8 +77,8 @@ class Watch:
         self.config = config
         self.limit = limit
         # Reentrant: the signal handler takes it in the main thread, which may hold it.
-        self.mu = threading.RLock()
-        self.cond = threading.Condition(self.mu)
+        self.mu = realtime.RLock()
+        self.cond = realtime.Condition(self.mu)
         self.problems = []  # Problem, for the test running now (or the next one)
         self.nodeid = None  # the test running now
         self.interruptible = False  # the main thread runs the test function
@@ -98,7 +100,7 @@ class Watch:
         threading.excepthook = self.excepthook
         if _SIGNAL is not None and hasattr(signal, "pthread_kill"):
             self.prev_handler = signal.signal(_SIGNAL, self.on_signal)
-        self.thread = threading.Thread(target=self.run, name="gotest-watch", daemon=True)
+        self.thread = realtime.Thread(target=self.run, name="gotest-watch", daemon=True)
         self.thread.start()
         self.baseline.add(self.thread)
 
@@ -148,6 +150,11 @@ class Watch:
     def interrupt_main(self):
         if self.prev_handler is None or threading.current_thread() is self.main:
             return
+        # Under --sim the main thread waits for its turn, not in a system call:
+        # the scheduler runs the handler there, at the same point for a given seed.
+        hook = realtime.interrupt_thread
+        if hook is not None and hook(self.main, lambda frame: self.on_signal(_SIGNAL, frame)):
+            return
         try:
             signal.pthread_kill(self.main.ident, _SIGNAL)
         except (OSError, ProcessLookupError):
@@ -181,7 +188,7 @@ class Watch:
         problems it could not take while in a protected function."""
         with self.mu:
             while not self.closed:
-                now = time.monotonic()
+                now = realtime.monotonic()
                 if self.deadline is not None and now >= self.deadline:
                     nodeid, self.deadline = self.nodeid, None
                     self.mu.release()
@@ -208,10 +215,10 @@ class Watch:
         note(f"{nodeid} reached the whole-test limit of {self.limit:g} s; failing it")
         self.add_problem(text)
         grace = grace_seconds(self.limit)
-        end = time.monotonic() + grace
+        end = realtime.monotonic() + grace
         with self.mu:
             while self.nodeid == nodeid and not self.closed:
-                left = end - time.monotonic()
+                left = end - realtime.monotonic()
                 if left <= 0:
                     break
                 self.cond.wait(left)
@@ -256,7 +263,7 @@ class Watch:
         with self.mu:
             self.nodeid = nodeid
             if self.limit > 0:
-                self.deadline = time.monotonic() + self.limit
+                self.deadline = realtime.monotonic() + self.limit
             self.cond.notify_all()
 
     def end_test(self, nodeid):
