@@ -154,20 +154,38 @@ def sleep(secs):
         w.block(me, SLEEP, deadline)
 
 
+# Outside the simulation (a thread it does not run, or realtime.real()) the clocks are real.
+
+
+def _outside():
+    return realtime.in_real_mode() or _world.me() is None
+
+
 def monotonic_ns():
-    return _world.now
+    return _real_clock["monotonic_ns"]() if _outside() else _world.now
 
 
 def monotonic():
-    return _world.now / _NS
+    return _real_clock["monotonic"]() if _outside() else _world.now / _NS
+
+
+def perf_counter_ns():
+    return _real_clock["perf_counter_ns"]() if _outside() else _world.now
+
+
+def perf_counter():
+    return _real_clock["perf_counter"]() if _outside() else _world.now / _NS
 
 
 def time_ns():
-    return _world.now - BASE_MONOTONIC_NS + BASE_TIME_NS
+    return _real_clock["time_ns"]() if _outside() else _world.now - BASE_MONOTONIC_NS + BASE_TIME_NS
 
 
 def time_():
-    return time_ns() / _NS
+    return _real_clock["time"]() if _outside() else (_world.now - BASE_MONOTONIC_NS + BASE_TIME_NS) / _NS
+
+
+_real_clock = {name: getattr(time, name) for name in ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time", "time_ns")}
 
 
 # ---- threads ----
@@ -316,8 +334,8 @@ def install(seed, preempt=False):
     patch(time, "sleep", sleep)
     patch(time, "monotonic", monotonic)
     patch(time, "monotonic_ns", monotonic_ns)
-    patch(time, "perf_counter", monotonic)
-    patch(time, "perf_counter_ns", monotonic_ns)
+    patch(time, "perf_counter", perf_counter)
+    patch(time, "perf_counter_ns", perf_counter_ns)
     patch(time, "time", time_)
     patch(time, "time_ns", time_ns)
     # Modules that imported monotonic by name at their own import.

@@ -18,6 +18,9 @@ import pytest
 
 from .plants import PLANT_VAR
 
+# These time real pytest processes: --sim runs them in real time.
+pytestmark = pytest.mark.realtime
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

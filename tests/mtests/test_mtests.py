@@ -17,6 +17,9 @@ import pytest
 
 import mtests
 
+# These drive real mtests processes by the real clock: --sim runs them in real time.
+pytestmark = pytest.mark.realtime
+
 ROOT = Path(mtests.__file__).resolve().parent
 SAMPLE = ROOT / "tests" / "mtests" / "sample" / "sample_cases.py"
 SAMPLE_ID = "tests/mtests/sample/sample_cases.py"

@@ -9,9 +9,14 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from models import KvInput, KvModel, KvOutput
 from porcupine import CheckOperationsVerbose, Illegal, Operation, Unknown, VisualizePath
 from porcupine.visualization import MAX_OPS_PER_PARTITION
+
+# These measure the checker's real CPU time: --sim runs them in real time.
+pytestmark = pytest.mark.realtime
 
 GET, PUT, APPEND = 0, 1, 2
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import pytest
+
 import porcupine
 from models import KvInput, KvModel, KvOutput
 from porcupine import (
@@ -296,6 +298,7 @@ def _pathological(key="k", n=12, call=0):
     return ops
 
 
+@pytest.mark.realtime  # the checker's budget is real time, under --sim too
 def test_timeout_gives_unknown():
     ops = _pathological()
     for verbose in (False, True):
@@ -311,6 +314,7 @@ def test_timeout_gives_unknown():
         assert 0.2 <= elapsed < 1.5, elapsed
 
 
+@pytest.mark.realtime  # the checker's budget is real time, under --sim too
 def test_illegal_partition_wins_over_slow_one():
     # partition "a" would run for ages, partition "b" is plainly illegal: the verdict is Illegal
     # (as with Go's goroutine per partition), not Unknown
