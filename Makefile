@@ -4,7 +4,11 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # RACE=1 runs any test target under the race detector: make test-2B RACE=1
-PYTEST := $(VPY) -m pytest -s -q $(if $(RACE),--race)
+# SIM=1 runs any test target, stress too, on simulated time with a fresh seed (the sim/ plugin,
+# --sim): make test-2B SIM=1. SEED=N (implies SIM=1) uses seed N, to replay a failure or,
+# with stress, to see whether N fails every time: make test-2B SEED=12345
+SIMFLAGS := $(if $(SIM)$(SEED),--sim)$(if $(SEED), --sim-seed $(SEED))
+PYTEST := $(VPY) -m pytest -s -q $(if $(RACE),--race) $(SIMFLAGS)
 # Parallel runs used by `make stress`; override on the command line: make stress N=100 TESTS=2A
 N       ?= 20
 WORKERS ?= 2
@@ -57,7 +61,7 @@ test-4B: $(STAMP)
 	$(PYTEST) tests/shardkv
 
 stress: $(STAMP)
-	$(VPY) mtests.py --workers $(WORKERS) -n $(N) $(TESTS)
+	$(VPY) mtests.py --workers $(WORKERS) -n $(N) $(SIMFLAGS) $(TESTS)
 
 bench: $(STAMP)
 	$(VPY) -m bench

@@ -2,7 +2,8 @@
 """Run tests many times in parallel and summarise the results in a table.
 
     python3 mtests.py [--timeout 5m] [--workers 2] [-n 10] [-o mtests-out] [-v] [-a]
-                      [--race] [--pytest-args=ARGS] PATTERN...
+                      [--race] [--sim] [--sim-seed N] [--sim-preempt]
+                      [--pytest-args=ARGS] PATTERN...
 
 Test functions are collected with ``pytest --collect-only`` (under ``tests/`` unless
 ``--path`` says otherwise) and selected the way ``go test -run`` selects them: a test is
@@ -20,6 +21,17 @@ sets VERBOSE=1 in the runs' environment (Raft debug logging, see ``dslogs.py``);
 also sees MTESTS_ITERATION=<iteration>.  ``--race`` runs every test under the race
 detector (``pytest --race``, see ``race/``).
 
+``--sim`` runs every test on simulated time (``pytest --sim``, the plugin in ``sim/``), each
+run with a fresh seed drawn here (``--sim-seed S``, S from ``random.SystemRandom`` in
+[0, 2**32)), so that mtests knows the seed of every run.  ``--sim-seed N`` gives every run
+seed N instead: its Failed column then tells whether that seed always fails, i.e. whether
+the run is deterministic.  ``--sim-preempt`` adds the plugin's randomised preemption.  Both
+imply ``--sim``.  Under ``--sim`` each failed run is reported with its seed and a command
+that replays it, ``python3 -m pytest NODEID --sim --sim-seed S [--sim-preempt]`` (plus
+``--race`` and the ``--pytest-args``, run from this directory), and a list of the failed
+runs' seeds follows the table.  Other options of the plugin, such as
+``--sim-check-determinism``, go through ``--pytest-args``.
+
 Exit status: 0 when every run passed, 1 when a run failed, 2 on a usage or collection
 error, 130 when interrupted (Ctrl-C prints the table of the runs finished so far).
 Only the standard library is used.
@@ -30,6 +42,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import re
 import shlex
 import signal
@@ -41,6 +54,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent
 
@@ -199,6 +213,54 @@ def log_name(label: str, iteration: int) -> str:
     return f"{safe}_{iteration}.log"
 
 
+# --------------------------------------------------------------------------- simulated time
+
+SEED_LIMIT = 2**32  # fresh seeds are drawn from [0, SEED_LIMIT)
+# Not the random module's shared generator: a test importing mtests, or a seeded
+# random.seed() anywhere in this process, must not make the runs' seeds repeat.
+_seed_source = random.SystemRandom()
+
+
+@dataclass(frozen=True)
+class Sim:
+    """How the runs use the simulated-time plugin (mtests --sim, --sim-seed, --sim-preempt)."""
+
+    seed: int | None = None  # every run's seed; None draws a fresh one per run
+    preempt: bool = False
+
+    def options(self) -> list[str]:
+        """The plugin options of collection and of every run, all but the seed.
+
+        Collection gets them too, like --race, so that a missing plugin stops mtests with
+        one collection error instead of failing every run.  It gets no seed: each run's
+        seed is chosen, and reported, here.
+        """
+        return ["--sim", *(["--sim-preempt"] if self.preempt else [])]
+
+    def run_seed(self) -> int:
+        return self.seed if self.seed is not None else _seed_source.randrange(SEED_LIMIT)
+
+    def run_options(self, seed: int) -> list[str]:
+        """The plugin options of one run, in the order the replay command shows them."""
+        return ["--sim", "--sim-seed", str(seed), *(["--sim-preempt"] if self.preempt else [])]
+
+
+def replay_command(nodeid: str, sim: Sim, seed: int, pytest_args: list[str],
+                   verbose: int = 0) -> str:
+    """A shell command that reruns one test with the plugin options and seed of a run.
+
+    The run's other pytest arguments (--race, --pytest-args) are kept, after the plugin
+    options, since what the test does under a seed may depend on them; ``-x -q -s`` and the
+    faulthandler timeout are not, they change nothing the test does.
+    """
+    cmd = shlex.join(["python3", "-m", "pytest", nodeid, *sim.run_options(seed), *pytest_args])
+    if verbose:
+        cmd = f"VERBOSE={verbose} {cmd}"  # debug logging on, as it was in the run
+    if Path.cwd() != ROOT:
+        cmd = f"cd {shlex.quote(str(ROOT))} && {cmd}"  # node ids are relative to ROOT
+    return cmd
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -249,6 +311,21 @@ def render_table(stats: list[TestStats], color: bool = False) -> str:
     return "\n".join(lines)
 
 
+def render_seeds(failures: list[RunResult], replay: Callable[[RunResult], str]) -> str:
+    """The failed runs under --sim, one a line: Seed | Failed run | Replay command.
+
+    A list under the table rather than a column in it: a test can fail with many seeds,
+    and the FAIL lines that name them may have scrolled far away by the end.
+    """
+    headers = ["Seed", "Failed run", "Replay"]
+    rows = [[str(r.seed), f"{r.case.label} iteration {r.iteration}", replay(r)] for r in failures]
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    return "\n".join(
+        "  ".join(text.ljust(widths[i]) for i, text in enumerate(row)).rstrip()
+        for row in [headers, *rows]
+    )
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -261,6 +338,7 @@ class RunResult:
     timed_out: bool = False
     interrupted: bool = False
     log: Path | None = None
+    seed: int | None = None  # under --sim
 
     @property
     def passed(self) -> bool:
@@ -285,6 +363,7 @@ class Runner:
         archive: bool,
         verbose: int,
         pytest_args: list[str],
+        sim: Sim | None = None,
     ) -> None:
         self.cases = cases
         self.iterations = iterations
@@ -294,6 +373,7 @@ class Runner:
         self.archive = archive
         self.verbose = verbose
         self.pytest_args = pytest_args
+        self.sim = sim
         self.stats = {c.nodeid: TestStats(c) for c in cases}
         # Iteration-major order, so every test gets its first run early on.
         self.queue = [(c, i) for i in range(1, iterations + 1) for c in cases]
@@ -302,6 +382,7 @@ class Runner:
         self.next_index = 0
         self.completed = 0
         self.failed_runs = 0
+        self.failures: list[RunResult] = []  # for the seed list after the table
         self.running: dict[int, subprocess.Popen] = {}
         self.stopping = False
         self.killed: set[int] = set()  # pids stop() killed: their runs are not counted
@@ -318,14 +399,20 @@ class Runner:
             self.next_index += 1
             return item
 
-    def _command(self, case: TestCase) -> list[str]:
+    def _command(self, case: TestCase, seed: int | None = None) -> list[str]:
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-s"]
         if self.timeout > 0:
             # Dump every thread's stack into the log a little before the run is killed.
             margin = min(10.0, max(1.0, 0.1 * self.timeout))
             if self.timeout - margin > 0:
                 cmd += ["-o", f"faulthandler_timeout={self.timeout - margin:g}"]
-        return cmd + [*self.pytest_args, case.nodeid]
+        cmd += self.pytest_args
+        if self.sim:
+            cmd += self.sim.run_options(seed)
+        return cmd + [case.nodeid]
+
+    def replay(self, r: RunResult) -> str:
+        return replay_command(r.case.nodeid, self.sim, r.seed, self.pytest_args, self.verbose)
 
     def _env(self, iteration: int) -> dict[str, str]:
         env = dict(os.environ)
@@ -337,7 +424,8 @@ class Runner:
         return env
 
     def _run_one(self, case: TestCase, iteration: int) -> RunResult | None:
-        cmd = self._command(case)
+        seed = self.sim.run_seed() if self.sim else None
+        cmd = self._command(case, seed)
         fd, tmp = tempfile.mkstemp(prefix=".run-", suffix=".log", dir=self.outdir)
         with os.fdopen(fd, "wb") as out:
             with self.lock:
@@ -378,7 +466,8 @@ class Runner:
                 f"\n--- mtests: {case.nodeid} iteration {iteration}: {trailer} "
                 f"({duration:.2f}s)\n--- mtests: $ {shlex.join(cmd)}\n".encode()
             )
-        result = RunResult(case, iteration, proc.returncode, duration, timed_out, interrupted)
+        result = RunResult(case, iteration, proc.returncode, duration, timed_out, interrupted,
+                           seed=seed)
         if interrupted or (result.passed and not self.archive):
             os.unlink(tmp)
         else:
@@ -401,10 +490,17 @@ class Runner:
                     if r.timed_out
                     else f"exit status {r.returncode}"
                 )
-                self.messages.append(
+                seed = f", seed {r.seed}" if self.sim else ""
+                message = (
                     f"FAIL {r.case.label} iteration {r.iteration} ({why}, "
-                    f"{r.duration:.2f}s): {r.log}"
+                    f"{r.duration:.2f}s{seed}): {r.log}"
                 )
+                if self.sim:
+                    # The plugin prints its own replay line into the log, but not when the
+                    # run was killed at the timeout; this one is there for every failure.
+                    message += f"\n  replay: {self.replay(r)}"
+                self.messages.append(message)
+                self.failures.append(r)
         self.wake.set()
 
     def _worker(self) -> None:
@@ -563,6 +659,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "collection and for every run")
     p.add_argument("--race", action="store_true",
                    help="run the tests under the race detector (pytest --race)")
+    p.add_argument("--sim", action="store_true",
+                   help="run the tests on simulated time (pytest --sim), each run with a fresh "
+                   "random seed; a failed run is reported with its seed and a replay command")
+    p.add_argument("--sim-seed", type=int, metavar="N",
+                   help="like --sim, but every run uses seed N: a deterministic test then "
+                   "fails in all its runs or in none")
+    p.add_argument("--sim-preempt", action="store_true",
+                   help="like --sim, with randomised preemption (pytest --sim-preempt)")
     p.add_argument("--path", action="append", default=[], metavar="PATH",
                    help="collect tests from PATH instead of tests/ (repeatable)")
     p.add_argument("-l", "--list", action="store_true",
@@ -571,11 +675,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def runner_pytest_args(args: argparse.Namespace) -> list[str]:
-    """The extra pytest arguments of every collection and run."""
+    """The extra pytest arguments of every collection and run, besides the plugin options
+    of simulated time (see sim_options)."""
     pytest_args = [a for s in args.pytest_args for a in shlex.split(s)]
     if args.race:
         pytest_args.append("--race")
     return pytest_args
+
+
+def sim_options(args: argparse.Namespace) -> Sim | None:
+    """What --sim, --sim-seed and --sim-preempt ask for; None without any of them."""
+    if not (args.sim or args.sim_seed is not None or args.sim_preempt):
+        return None
+    return Sim(seed=args.sim_seed, preempt=args.sim_preempt)
+
+
+# The plugin options that mtests.py sets itself under --sim: given through --pytest-args,
+# the runs would use seeds that mtests cannot report (or a seed other than the one it shows).
+_SIM_OPTIONS = ("--sim", "--sim-seed", "--sim-preempt")
+
+
+def sim_options_in(pytest_args: list[str]) -> list[str]:
+    return [a for a in pytest_args if a.split("=", 1)[0] in _SIM_OPTIONS]
 
 
 # What the test runs import; without them every test module fails to import, and the
@@ -612,11 +733,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_USAGE
     pytest_args = runner_pytest_args(args)
+    misplaced = sim_options_in(pytest_args)
+    if misplaced:
+        print(
+            f"mtests.py: error: give {' '.join(misplaced)} to mtests.py itself (--sim, --sim-seed N, "
+            f"--sim-preempt), not in --pytest-args: it must know each run's seed to report it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    sim = sim_options(args)
+    collect_args = pytest_args + (sim.options() if sim else [])
     paths = [str(Path(p).resolve()) for p in args.path] or ["tests"]
 
     try:
-        cases = select(collect(paths, pytest_args), args.patterns,
-                       collect_marked(paths, pytest_args, args.patterns))
+        cases = select(collect(paths, collect_args), args.patterns,
+                       collect_marked(paths, collect_args, args.patterns))
     except CollectionError as e:
         print(f"mtests.py: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -631,13 +762,18 @@ def main(argv: list[str] | None = None) -> int:
     outdir = Path(args.output).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     runner = Runner(cases, args.iter, args.workers, timeout, outdir, args.archive,
-                    args.verbose, pytest_args)
+                    args.verbose, pytest_args, sim)
     tty = _isatty(out)
+    mode = ""
+    if sim:
+        mode = (f", simulated time with seed {sim.seed} in every run" if sim.seed is not None
+                else ", simulated time with a fresh seed per run")
+        mode += " and preemption" if sim.preempt else ""
     print(
         f"Running {len(cases)} test{'s' * (len(cases) != 1)} x {args.iter} "
         f"= {runner.total} run{'s' * (runner.total != 1)}, "
         f"{args.workers} worker{'s' * (args.workers != 1)}, "
-        f"timeout {format_duration(timeout) if timeout > 0 else 'none'}, output in {outdir}",
+        f"timeout {format_duration(timeout) if timeout > 0 else 'none'}{mode}, output in {outdir}",
         file=out,
         flush=True,
     )
@@ -661,6 +797,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Interrupted: {runner.completed} of {runner.total} runs finished.", file=out)
     color = tty and not os.environ.get("NO_COLOR")
     print(render_table([runner.stats[c.nodeid] for c in cases], color=color), file=out)
+    if sim and runner.failures:
+        order = {c.nodeid: i for i, c in enumerate(cases)}
+        failures = sorted(runner.failures, key=lambda r: (order[r.case.nodeid], r.iteration))
+        print(render_seeds(failures, runner.replay), file=out)
     print(
         f"{runner.failed_runs} of {runner.completed} runs failed; "
         f"wall time {format_duration(wall)}",

@@ -250,6 +250,123 @@ def test_race_and_pytest_args_reach_every_run():
     assert mtests.runner_pytest_args(mtests.build_parser().parse_args(["2A"])) == []
 
 
+# ------------------------------------------------------------------ simulated time
+# The sim/ plugin is not needed: these check the commands and lines mtests builds.
+
+
+def parse(*argv):
+    return mtests.build_parser().parse_args([*argv, "2A"])
+
+
+def test_sim_flags_and_what_they_imply():
+    assert mtests.sim_options(parse()) is None
+    assert mtests.sim_options(parse("--race")) is None
+    assert mtests.sim_options(parse("--sim")) == mtests.Sim(seed=None, preempt=False)
+    assert mtests.sim_options(parse("--sim-seed", "42")) == mtests.Sim(seed=42, preempt=False)
+    assert mtests.sim_options(parse("--sim-preempt")) == mtests.Sim(seed=None, preempt=True)
+    assert mtests.sim_options(parse("--sim", "--sim-seed=0", "--sim-preempt")) == mtests.Sim(0, True)
+    # the plugin options are not among the other pytest arguments: the Runner adds them
+    assert mtests.runner_pytest_args(parse("--sim-seed", "42", "--race")) == ["--race"]
+    with pytest.raises(SystemExit):
+        parse("--sim-seed", "x")
+
+
+def test_sim_run_commands_carry_their_own_seed(tmp_path):
+    case = mtests.TestCase("tests/raft/test_raft.py::TestBackup2B", "TestBackup2B")
+    fresh = mtests.Runner([case], 1, 1, 0, tmp_path, False, 0, ["-k", "x", "--race"],
+                          mtests.Sim())
+    seeds = {fresh.sim.run_seed() for _ in range(20)}
+    assert len(seeds) > 1 and all(0 <= s < 2**32 for s in seeds)
+    assert fresh._command(case, 7)[-7:] == [
+        "-k", "x", "--race", "--sim", "--sim-seed", "7", "tests/raft/test_raft.py::TestBackup2B"]
+
+    fixed = mtests.Runner([case], 1, 1, 0, tmp_path, False, 0, [], mtests.Sim(123, preempt=True))
+    assert {fixed.sim.run_seed() for _ in range(5)} == {123}
+    assert fixed._command(case, 123)[-5:] == [
+        "--sim", "--sim-seed", "123", "--sim-preempt", "tests/raft/test_raft.py::TestBackup2B"]
+
+    plain = mtests.Runner([case], 1, 1, 0, tmp_path, False, 0, [])
+    assert not any(a.startswith("--sim") for a in plain._command(case))
+
+
+def test_sim_collection_gets_no_seed(monkeypatch, capsys):
+    # Collection is a pytest call of its own: it gets --sim (a missing plugin then fails
+    # there, once) but never a seed, which belongs to each run.
+    calls = []
+
+    def fake_collect(paths, pytest_args):
+        calls.append(list(pytest_args))
+        return cases("tests/raft/test_raft.py::TestInitialElection2A")
+
+    monkeypatch.setattr(mtests, "collect", fake_collect)
+    assert mtests.main(["-l", "--sim-seed", "9", "--sim-preempt", "--race", "2A"]) == 0
+    assert capsys.readouterr().out.split() == ["TestInitialElection2A"]
+    assert calls and all(c[:3] == ["--race", "--sim", "--sim-preempt"] for c in calls), calls
+    assert not any("--sim-seed" in c or "9" in c for c in calls), calls
+
+
+@pytest.mark.parametrize("given", ["--sim", "--sim-seed 3", "--sim-seed=3", "--sim-preempt"])
+def test_sim_options_are_refused_in_pytest_args(given, capsys):
+    # mtests must choose (and report) the seeds itself.
+    assert mtests.main(["--sim", f"--pytest-args={given}", "-l", "2A"]) == 2
+    assert "to mtests.py itself" in capsys.readouterr().err
+    # an option of the plugin that mtests does not set goes through
+    assert mtests.sim_options_in(["--sim-check-determinism", "-k", "--sim"]) == ["--sim"]
+
+
+def test_replay_command(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    nodeid = "tests/raft/test_raft.py::TestBackup2B"
+    assert mtests.replay_command(nodeid, mtests.Sim(), 3735928559, []) == (
+        "python3 -m pytest tests/raft/test_raft.py::TestBackup2B --sim --sim-seed 3735928559")
+    assert mtests.replay_command(nodeid, mtests.Sim(preempt=True), 5, ["--race", "-k", "a b"],
+                                 verbose=1) == (
+        "VERBOSE=1 python3 -m pytest tests/raft/test_raft.py::TestBackup2B --sim --sim-seed 5 "
+        "--sim-preempt --race -k 'a b'")
+    # node ids are relative to the project, wherever mtests was started
+    monkeypatch.chdir(tmp_path)
+    assert mtests.replay_command("t.py::TestX[1]", mtests.Sim(), 1, []) == (
+        f"cd {ROOT} && python3 -m pytest 't.py::TestX[1]' --sim --sim-seed 1")
+
+
+def failed_run(runner, nodeid, iteration, seed, **kw):
+    case = next(c for c in runner.cases if c.nodeid == nodeid)
+    r = mtests.RunResult(case, iteration, 1, 2.5, log=Path(f"/out/{case.name}_{iteration}.log"),
+                         seed=seed, **kw)
+    runner._record(r)
+    return r
+
+
+def test_sim_failure_is_reported_with_seed_and_replay(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cs = cases("tests/raft/test_raft.py::TestBackup2B", "tests/raft/test_raft.py::TestCount2B")
+    r = mtests.Runner(cs, 2, 1, 60, tmp_path, False, 0, [], mtests.Sim(preempt=True))
+    failed_run(r, cs[1].nodeid, 1, 77)
+    failed_run(r, cs[0].nodeid, 2, 4000000000, timed_out=True)
+    assert r.messages == [
+        "FAIL TestCount2B iteration 1 (exit status 1, 2.50s, seed 77): /out/TestCount2B_1.log\n"
+        "  replay: python3 -m pytest tests/raft/test_raft.py::TestCount2B --sim --sim-seed 77 "
+        "--sim-preempt",
+        "FAIL TestBackup2B iteration 2 (timed out after 1m00.00s, 2.50s, seed 4000000000): "
+        "/out/TestBackup2B_2.log\n"
+        "  replay: python3 -m pytest tests/raft/test_raft.py::TestBackup2B --sim "
+        "--sim-seed 4000000000 --sim-preempt",
+    ]
+    assert mtests.render_seeds(r.failures, r.replay).splitlines() == [
+        "Seed        Failed run                Replay",
+        "77          TestCount2B iteration 1   python3 -m pytest tests/raft/test_raft.py::TestCount2B "
+        "--sim --sim-seed 77 --sim-preempt",
+        "4000000000  TestBackup2B iteration 2  python3 -m pytest tests/raft/test_raft.py::TestBackup2B "
+        "--sim --sim-seed 4000000000 --sim-preempt",
+    ]
+
+    # without --sim: the FAIL line as before, and no seed list
+    plain = mtests.Runner(cs, 1, 1, 0, tmp_path, False, 0, [])
+    failed_run(plain, cs[0].nodeid, 1, None)
+    assert plain.messages == [
+        "FAIL TestBackup2B iteration 1 (exit status 1, 2.50s): /out/TestBackup2B_1.log"]
+
+
 def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
