@@ -266,23 +266,35 @@ class Random(random.Random):
 
     def seed(self, a=None, version=2):
         if a is None and _world is not None:
-            a = _world.entropy.getrandbits(64)
+            a = _entropy(1).getrandbits(64)
         super().seed(a, version)
 
 
 def urandom(n):
     if _world is None:
         return realtime.urandom(n)
-    return _world.entropy.getrandbits(8 * n).to_bytes(n, "little") if n else b""
+    return _entropy(1).getrandbits(8 * n).to_bytes(n, "little") if n else b""
+
+
+_STDLIB = os.path.dirname(os.__file__)
+
+
+def _entropy(depth):
+    """The entropy stream of the code asking for it: one stream per call site, so
+    that a draw made once per process (a harness seeding itself in its first
+    test only) shifts no other draw, and a test replays alone as among others."""
+    f = sys._getframe(depth + 1)
+    while f.f_back is not None and (f.f_code.co_filename.startswith(_STDLIB) or f.f_code.co_filename == __file__):
+        f = f.f_back
+    return _world.entropy(f"{f.f_code.co_filename}:{f.f_lineno}")
 
 
 _real_global_seed = random.seed
 
 
 def global_seed(a=None, version=2):
-    if a is None and _world is not None:
-        a = _world.entropy.getrandbits(64)
-    _real_global_seed(a, version)
+    """Under --sim the seed of the global random is the test's: seeding it again
+    (as the harnesses do once per process, from crypto-random bytes) is ignored."""
 
 
 # ---- install ----
@@ -342,6 +354,7 @@ def install(seed, preempt=False):
     patch(threading, "_time", monotonic)
     patch(queue, "time", monotonic)
     patch(os, "urandom", urandom)
+    patch(random, "_urandom", urandom)  # SystemRandom, and so the secrets module
     patch(random, "Random", Random)
     patch(random, "seed", global_seed)
     realtime.interrupt_thread = _interrupt_thread
@@ -360,7 +373,7 @@ def uninstall():
 def begin_test(seed):
     """Each test starts from the same clock and RNG states, whatever ran before."""
     _world.reset(seed)
-    random.seed(seed)
+    _real_global_seed(seed)
     threading._counter = itertools.count(1).__next__  # "Thread-1 (f)" names, as in a fresh process
 
 

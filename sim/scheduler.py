@@ -105,7 +105,14 @@ class World:
         self.now = BASE_MONOTONIC_NS
         self.seed = seed
         self.rng = random.Random(seed)
-        self.entropy = random.Random(seed ^ 0x5EED)  # os.urandom and unseeded Randoms
+        self._entropy = {}  # os.urandom, secrets and unseeded Randoms: a stream per call site
+
+    def entropy(self, site):
+        """The random stream of one call site in this test."""
+        stream = self._entropy.get(site)
+        if stream is None:
+            stream = self._entropy[site] = random.Random(f"{self.seed}:{site}")
+        return stream
 
     # ---- the threads ----
 
