@@ -50,6 +50,7 @@ class SimLock:
         self._waiters = []
 
     def acquire(self, blocking=True, timeout=-1):
+        __tracebackhide__ = True
         if not self._locked:
             self._locked = True
             return True
@@ -143,6 +144,7 @@ def allocate_lock():
 
 
 def sleep(secs):
+    __tracebackhide__ = True
     w = _world
     me = w.me() if w is not None else None
     if me is None or realtime.in_real_mode():
@@ -232,6 +234,7 @@ def _start_joinable_thread(function, handle=None, daemon=True):  # Python 3.13
 
 
 def join(self, timeout=None):
+    __tracebackhide__ = True
     t = getattr(self, "_sim", None)
     w = _world
     me = w.me() if (w is not None and t is not None) else None

@@ -18,6 +18,7 @@ import heapq
 import itertools
 import random
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -159,6 +160,7 @@ class World:
         """Block `me` (the caller) on `waitable` until woken, or until the clock
         reaches `deadline` (None: no timeout).  True if woken, False otherwise
         (timed out, or resumed to run a pending callable)."""
+        __tracebackhide__ = True  # pytest: a failure raised here is shown at the caller
         me.blocked = True
         me.waiting = waitable
         me.gen += 1
@@ -206,6 +208,7 @@ class World:
     # ---- the switch ----
 
     def _switch(self, me):
+        __tracebackhide__ = True  # pytest: a failure raised here is shown at the caller
         nxt = self._pick(me)
         if nxt is not me:
             self.current = nxt
@@ -224,6 +227,7 @@ class World:
                 self.requests.append((me, e))
 
     def _resume(self, me):
+        __tracebackhide__ = True  # pytest: a failure raised here is shown at the caller
         self.current = me
         what = me.pending
         if what is not None:
@@ -234,6 +238,7 @@ class World:
 
     def _pick(self, me):
         """The next thread to run; advances the clock if none is runnable."""
+        __tracebackhide__ = True  # pytest: a failure raised here is shown at the caller
         self.switches += 1
         while True:
             if self.requests:
@@ -326,7 +331,11 @@ def own_frames(frame):
     for i, fs in enumerate(summary):
         if "/_pytest/" in fs.filename or "/pluggy/" in fs.filename:
             start = i + 1
-    return [fs for fs in summary[start:] if not fs.filename.startswith(_SIM_DIR)]
+    return [
+        fs for fs in summary[start:]
+        if not fs.filename.startswith(_SIM_DIR)
+        and not (fs.filename == threading.__file__ and fs.name in ("_bootstrap", "_bootstrap_inner", "run"))
+    ]
 
 
 def _where(t):
