@@ -40,8 +40,10 @@ def _ns(seconds):
 
 
 class SimLock:
-    """A lock on which a simulated thread blocks in the simulation: released, it
-    is handed straight to one of its waiters, picked by the seeded RNG."""
+    """A lock on which a simulated thread blocks in the simulation.  As in CPython
+    (and Go's mutex in its normal mode), a release does not hand the lock over:
+    it wakes one waiter, picked by the seeded RNG, which tries again when it
+    runs, and the releasing thread may take the lock back first."""
 
     __slots__ = ("_locked", "_waiters", "__weakref__")
 
@@ -65,15 +67,13 @@ class SimLock:
         if me is None:
             return self._acquire_outside(timeout)
         deadline = None if timeout == -1 else w.now + _ns(timeout)
-        while True:
-            self._waiters.append(me)
-            if w.block(me, self, deadline):
-                return True  # released to us
-            if not self._locked:  # resumed for an interruption that did not raise
-                self._locked = True
-                return True
+        while self._locked:
             if deadline is not None and w.now >= deadline:
                 return False
+            self._waiters.append(me)
+            w.block(me, self, deadline)
+        self._locked = True
+        return True
 
     def _acquire_outside(self, timeout):
         # A thread outside the simulation polls in real time; the simulated
@@ -89,21 +89,20 @@ class SimLock:
     def release(self):
         if not self._locked:
             raise RuntimeError("release unlocked lock")
+        self._locked = False
         w = _world
+        if w is None:
+            return
+        me = w.me()
         if self._waiters:
-            me = w.me()
-            if me is None:  # outside the simulation: the baton holder hands it over
-                t = self._waiters.pop(0)
-                w.request(t, _Handover(self))
-                return
             n = len(self._waiters)
-            w.wake(self._waiters.pop(w.rng.randrange(n) if n > 1 else 0))
-            if w.preempt:
-                w.preempt_point(me)
-        else:
-            self._locked = False
-            if w is not None and w.preempt:
-                w.preempt_point(w.me())
+            t = self._waiters.pop(w.rng.randrange(n) if n > 1 else 0)
+            if me is None:  # outside the simulation: the baton holder wakes it
+                w.request(t, _retry)
+                return
+            w.wake(t)
+        if w.preempt and me is not None:
+            w.preempt_point(me)
 
     __enter__ = acquire
 
@@ -121,16 +120,8 @@ class SimLock:
         return f"<{'locked' if self._locked else 'unlocked'} sim lock object at {id(self):#x}>"
 
 
-class _Handover:
-    """A lock released outside the simulation to a simulated waiter: the baton
-    holder resumes the waiter with this callable, which marks it woken, so its
-    acquire returns True holding the lock (still locked: it is the new owner)."""
-
-    def __init__(self, lock):
-        self.lock = lock
-
-    def __call__(self, frame):
-        _world.me().woken = True
+def _retry(frame):
+    """Resumes a waiter woken from outside the simulation: its acquire tries again."""
 
 
 def allocate_lock():
@@ -373,9 +364,9 @@ def uninstall():
     _world = None
 
 
-def begin_test(seed):
+def begin_test(seed, name="", limit=None, grace=None):
     """Each test starts from the same clock and RNG states, whatever ran before."""
-    _world.reset(seed)
+    _world.reset(seed, name, limit, grace)
     _real_global_seed(seed)
     threading._counter = itertools.count(1).__next__  # "Thread-1 (f)" names, as in a fresh process
 

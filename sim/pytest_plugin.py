@@ -20,6 +20,7 @@ from . import realtime  # first: it keeps the real functions before they are rep
 from . import patches
 from .scheduler import BusyLoop
 
+DEFAULT_LIMIT = 180.0  # tests/gotest.py's TEST_TIMEOUT, when it is not loaded
 SPIN_LIMIT = 10.0  # CPU seconds a simulated thread may run without blocking
 RELIABLE_LATENCY_MS = (1, 10)  # one-way message latency on the reliable network, as madsim's default
 
@@ -112,18 +113,31 @@ class SimPlugin:
             args.append("--sim-preempt")
         return " ".join(shlex.quote(a) for a in args)
 
+    def test_limit(self):
+        """gotest's whole-test limit (--test-timeout), which under --sim also
+        counts virtual seconds; and the grace after it."""
+        limit = self.config.getoption("test_timeout", None)
+        if limit is None:
+            try:
+                ini = self.config.getini("test_timeout")
+            except ValueError:  # tests/gotest.py is not loaded
+                ini = None
+            limit = float(ini) if ini not in (None, "") else DEFAULT_LIMIT
+        return limit, max(5.0, min(30.0, limit / 4))
+
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
         seed = test_seed(self.seed, item.name)
+        limit, grace = self.test_limit()
         if self.check:
             from _pytest.runner import runtestprotocol
 
             self.world.trace = []
-            patches.begin_test(seed)
+            patches.begin_test(seed, item.nodeid, limit, grace)
             runtestprotocol(item, log=False, nextitem=None)
             self.first_trace[item.nodeid] = self.world.trace
             self.world.trace = []
-        patches.begin_test(seed)
+        patches.begin_test(seed, item.nodeid, limit, grace)
         try:
             if item.get_closest_marker("realtime") is not None:
                 with realtime.real():  # see the marker's description in setup.cfg

@@ -16,6 +16,7 @@ requests in `requests`, which the baton holder takes at its next switch.
 
 import heapq
 import itertools
+import os
 import random
 import sys
 import threading
@@ -37,6 +38,10 @@ _SIM_DIR = str(Path(__file__).resolve().parent)
 
 class Deadlock(Exception):
     """Every simulated thread is blocked and no timeout is pending."""
+
+
+class TestLimit(Exception):
+    """A test ran past its whole-test limit in virtual time."""
 
 
 class BusyLoop(Exception):
@@ -97,8 +102,18 @@ class World:
         self.current = None
         self.reset(seed)
 
-    def reset(self, seed):
-        """Start a test: the clock back to its base, the RNGs from the seed."""
+    def reset(self, seed, name="", limit=None, grace=None):
+        """Start a test: the clock back to its base, the RNGs from the seed.  A
+        test still running `limit` virtual seconds later fails, with every
+        thread's stack (gotest's whole-test limit, on the virtual clock: a hung
+        test whose threads still poll never runs out of timeouts); one still
+        running `grace` seconds after that ends the process, as gotest does."""
+        self.test = name
+        self.limit_fired = False
+        self.limit_at = None if not limit else BASE_MONOTONIC_NS + int(limit * 10**9)
+        self.abort_at = None if not limit else self.limit_at + int(grace * 10**9)
+        self.limit = limit
+        self.grace = grace
         shift = BASE_MONOTONIC_NS - self.now
         if shift and self.timers:  # threads that outlived a test keep their relative timeouts
             self.timers = [(d + shift, s, t, g) for d, s, t, g in self.timers]
@@ -264,6 +279,9 @@ class World:
             deadline, _, t, gen = heapq.heappop(timers)
             if t.gen != gen:
                 continue  # woken or interrupted since it set this timeout
+            if self.limit_at is not None and deadline >= self.limit_at:
+                if self._past_limit(deadline, t, gen):
+                    return True
             if deadline > self.now:
                 self.now = deadline
             self._unwait(t)
@@ -271,6 +289,36 @@ class World:
             self.runnable.append(t)
             return True
         return False
+
+    def _past_limit(self, deadline, t, gen):
+        """The clock is about to pass the test's limit (or its grace): fail the test
+        in the main thread, or end the process.  True if the main thread was
+        made runnable instead of timer (deadline, t), which is put back."""
+        if deadline >= self.abort_at:
+            text = self.describe(
+                f"sim: {self.test} is still running {self.grace:g} virtual s after it failed at the "
+                f"whole-test limit of {self.limit:g} s; its teardown is stuck too.  Every thread now:"
+            )
+            try:
+                os.write(2, (text + "\nsim: aborting the test run (exit status 1), as go test does "
+                             "after its timeout.\n").encode("utf-8", "replace"))
+            finally:
+                os._exit(1)
+        if self.limit_fired:
+            return False
+        self.limit_fired = True
+        self.now = max(self.now, self.limit_at)
+        heapq.heappush(self.timers, (deadline, next(self.seq), t, gen))
+        report = TestLimit(self.describe(
+            f"sim: {self.test} did not end within the whole-test limit of {self.limit:g} s of virtual "
+            f"time (--test-timeout; go test ends a binary after 10 minutes and prints every goroutine).  "
+            f"Every thread at the limit:"
+        ))
+        main = self.main
+        if main is None or main.done:
+            return False
+        self.interrupt(main, report)
+        return True
 
     def _unwait(self, t):
         w = t.waiting
@@ -294,17 +342,25 @@ class World:
             raise report  # nothing to hand it to: raise it here
         self.interrupt(main, report)
 
+    def _deadline_of(self, t):
+        """When blocked thread t's timeout expires; None if it has none."""
+        if not t.blocked:
+            return None
+        return min((d for d, _, tt, g in self.timers if tt is t and g == t.gen), default=None)
+
     def describe(self, title):
         """Every simulated thread: what it is blocked on, and its stack."""
         frames = sys._current_frames()
         lines = [title, ""]
         for t in sorted(self.threads.values(), key=lambda t: t.seq):
+            until = self._deadline_of(t)
+            until = "" if until is None else f" until {(until - BASE_MONOTONIC_NS) / 1e9:.3f} s"
             if t.waiting is SLEEP:
-                what = f"sleeping until {(t_deadline(self, t) - BASE_MONOTONIC_NS) / 1e9:.3f} s"
+                what = f"sleeping{until}"
             elif isinstance(t.waiting, SimThread):
-                what = f"waiting for thread {t.waiting.name} to end"
+                what = f"waiting for thread {t.waiting.name} to end{until}"
             elif t.waiting is not None:
-                what = "waiting for a lock (a Lock, or a Condition, Event or Queue built on one)"
+                what = f"waiting for a lock (a Lock, or a Condition, Event or Queue built on one){until}"
             elif t in self.runnable:
                 what = "runnable"
             else:
@@ -315,13 +371,6 @@ class World:
                 lines.append("".join(traceback.format_list(own_frames(frame))).rstrip())
             lines.append("")
         return "\n".join(lines).rstrip()
-
-
-def t_deadline(world, t):
-    for d, _, tt, g in world.timers:
-        if tt is t and g == t.gen:
-            return d
-    return world.now
 
 
 def own_frames(frame):

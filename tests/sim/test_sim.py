@@ -229,3 +229,22 @@ def test_an_exception_in_a_thread_fails_the_test_under_sim(tmp_path):
     assert rc == 1, out
     assert "Exception in thread crasher" in out and "ValueError: planted in a thread" in out, out
     assert secs < 15, out
+
+
+def test_a_hung_raft_fails_at_the_limit_in_virtual_time(tmp_path):
+    # The fidelity plant: the applier sends on applyCh holding mu while the tester's
+    # apply loop calls Snapshot.  Threads still poll with timeouts, so it is no
+    # deadlock; the whole-test limit, counted in virtual seconds, ends it.
+    env = dict(os.environ, PYLABS_PLANT="applier_holds_mu")
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.fidelity.plants",
+         "tests/raft/test_raft.py::TestSnapshotBasic2D", "--sim", "--sim-seed", "1"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=120,
+    )
+    out, secs = proc.stdout, time.monotonic() - t0
+    assert proc.returncode == 1, out
+    assert "TestSnapshotBasic2D did not end within the whole-test limit of 180 s of virtual time" in out, out
+    assert re.search(r"Thread config-applier-\d: waiting for a lock", out), out
+    assert secs < 60, out  # the real-time limit would take 180 s
