@@ -101,7 +101,26 @@ class SimPlugin:
     def pytest_unconfigure(self, config):
         if self.watchdog is not None:
             self.watchdog.stop()
+        self.drain()
         patches.uninstall()
+
+    def drain(self):
+        """The interpreter's exit joins the non-daemon threads in real time, while
+        a simulated one waits for a baton nobody passes any more: give them 5
+        virtual seconds to end, and leave those that do not out of that join."""
+        import threading
+
+        w = self.world
+        for t in sorted(w.threads.values(), key=lambda t: t.seq):
+            th = t.thread
+            if t is w.main or th is None or th.daemon:
+                continue
+            th.join(5)
+            if not t.done:
+                sys.stderr.write(f"sim: non-daemon thread {t.name} still running after the last test\n")
+                locks = getattr(threading, "_shutdown_locks", None)  # 3.10-3.12
+                if locks is not None:
+                    locks.discard(getattr(th, "_tstate_lock", None))
 
     def pytest_report_header(self, config):
         mode = " with preemption" if self.preempt else ""
