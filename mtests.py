@@ -421,6 +421,8 @@ class Runner:
         env["PYLABS_OUT"] = str(self.outdir)  # files a failing test writes (history pages) go here too
         if self.verbose:
             env["VERBOSE"] = str(self.verbose)
+        if self.sim:
+            env["PYTHONHASHSEED"] = "0"  # what --sim would restart pytest with: save it the restart
         return env
 
     def _run_one(self, case: TestCase, iteration: int) -> RunResult | None:
