@@ -33,11 +33,16 @@ $(STAMP): setup.cfg pyproject.toml
 	$(VPY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The whole suite in real time, then the lab tests once more on simulated time with a fixed
+# seed (about 75 s), so that a change that breaks --sim shows here too.
+SIM_CHECK := $(VPY) -m pytest -s -q --sim --sim-seed 1 tests/raft tests/kvraft tests/shardctrler tests/shardkv
+
 test: $(STAMP)
 	$(PYTEST) tests
+	$(if $(SIMFLAGS),,$(SIM_CHECK))
 
 test-framework: $(STAMP)
-	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity
+	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity tests/sim
 
 test-lab2: $(STAMP)
 	$(PYTEST) tests/raft
