@@ -34,10 +34,12 @@ stack of a report.
 """
 
 import _thread
+import gc
 import linecache
 import queue
 import sys
 import threading
+import types
 import weakref
 
 from . import sites
@@ -616,10 +618,20 @@ def _format_stack(stack):
             break  # the thread's bootstrap: nothing of the test's below
         line = _line(code, lasti)
         src = linecache.getline(code.co_filename, line).strip()
-        lines.append(f'      File "{code.co_filename}", line {line}, in {code.co_qualname if hasattr(code, "co_qualname") else code.co_name}')
+        lines.append(f'      File "{code.co_filename}", line {line}, in {_qualname(code)}')
         if src:
             lines.append(f"        {src}")
     return "\n".join(lines)
+
+
+def _qualname(code):
+    """`Counter.incr` rather than `incr`; Python 3.10's code objects lack co_qualname."""
+    if hasattr(code, "co_qualname"):
+        return code.co_qualname
+    for ref in gc.get_referrers(code):  # only while a report is written
+        if isinstance(ref, types.FunctionType) and ref.__code__ is code:
+            return ref.__qualname__
+    return code.co_name
 
 
 def _format(obj, name, rec, other):

@@ -14,6 +14,7 @@ then `log.append(e)`), and containers nested inside the field's value
 field).  A site the analysis does not understand counts as a read.
 """
 
+import bisect
 import dis
 import opcode
 
@@ -39,6 +40,8 @@ _LOADS_ONE = {
 }
 _NO_STACK = {"NOP", "CACHE", "PRECALL", "KW_NAMES", "EXTENDED_ARG", "RESUME"}
 _TWO_TO_ONE = {"BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "IS_OP", "CONTAINS_OP"}
+# Python 3.10 has an opcode per operator (BINARY_ADD, INPLACE_ADD, ...) where 3.11 has BINARY_OP.
+_TWO_TO_ONE_PREFIXES = ("BINARY_", "INPLACE_")
 _ONE_TO_ONE = {"UNARY_NEGATIVE", "UNARY_NOT", "UNARY_INVERT", "UNARY_POSITIVE", "GET_ITER",
                "FORMAT_SIMPLE", "TO_BOOL"}
 _CONSUME_ONE = {"POP_TOP", "STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"}
@@ -61,9 +64,28 @@ def _code_instructions(code):
     found = _instructions.get(code)
     if found is None:
         instrs = list(dis.get_instructions(code))
-        found = (instrs, {ins.offset: i for i, ins in enumerate(instrs)})
+        found = (instrs, [ins.offset for ins in instrs])
         _instructions[code] = found
     return found
+
+
+# Python 3.10's stack shuffles, as (COPY n) and (SWAP n) sequences on the abstract stack.
+_SHUFFLES = {
+    "DUP_TOP": (("COPY", 1),),
+    "DUP_TOP_TWO": (("COPY", 2), ("COPY", 2)),
+    "ROT_TWO": (("SWAP", 2),),
+    "ROT_THREE": (("SWAP", 3), ("SWAP", 2)),
+    "ROT_FOUR": (("SWAP", 4), ("SWAP", 3), ("SWAP", 2)),
+}
+
+
+def _shuffle(stack, op, n):
+    if op == "COPY":
+        stack.append(stack[-n] if n <= len(stack) else False)
+    else:
+        while len(stack) < n:
+            stack.insert(0, False)
+        stack[-1], stack[-n] = stack[-n], stack[-1]
 
 
 def _effect(ins):
@@ -77,7 +99,7 @@ def _effect(ins):
         return 0, opcode.stack_effect(ins.opcode, ins.arg)
     if op in ("LOAD_ATTR", "LOAD_METHOD"):
         return 1, 1 + opcode.stack_effect(ins.opcode, ins.arg)
-    if op in _TWO_TO_ONE:
+    if op in _TWO_TO_ONE or (op.startswith(_TWO_TO_ONE_PREFIXES) and op != "BINARY_SLICE"):
         return 2, 1
     if op in _ONE_TO_ONE:
         return 1, 1
@@ -87,8 +109,10 @@ def _effect(ins):
         return ins.arg, 1
     if op == "BUILD_MAP":
         return 2 * ins.arg, 1
-    if op == "CALL":
+    if op in ("CALL", "CALL_METHOD", "CALL_FUNCTION_KW"):  # the last two: Python 3.10
         return ins.arg + 2, 1
+    if op == "CALL_FUNCTION":  # Python 3.10
+        return ins.arg + 1, 1
     if op == "STORE_ATTR":
         return 2, 0
     if op == "STORE_SUBSCR":
@@ -103,22 +127,21 @@ def _effect(ins):
 
 
 def _analyse(code, offset, name):
-    instrs, at = _code_instructions(code)
-    i = at.get(offset)
-    if i is None or instrs[i].opname != "LOAD_ATTR" or instrs[i].argval != name:
+    instrs, offsets = _code_instructions(code)
+    # Python 3.12 may report an offset inside the load's inline cache: take the
+    # instruction the offset falls in.
+    i = bisect.bisect_right(offsets, offset) - 1
+    if i < 0 or instrs[i].opname != "LOAD_ATTR" or instrs[i].argval != name:
         return False  # not a plain attribute load (getattr(), C code): count a read
     stack = [True]  # True marks a copy of the loaded container; the bottom is unknown
     for ins in instrs[i + 1 : i + 1 + _MAX_STEPS]:
         op = ins.opname
-        if op == "COPY":
-            n = ins.arg
-            stack.append(stack[-n] if n <= len(stack) else False)
+        if op in ("COPY", "SWAP"):
+            _shuffle(stack, op, ins.arg)
             continue
-        if op == "SWAP":
-            n = ins.arg
-            while len(stack) < n:
-                stack.insert(0, False)
-            stack[-1], stack[-n] = stack[-n], stack[-1]
+        if op in _SHUFFLES:
+            for step in _SHUFFLES[op]:
+                _shuffle(stack, *step)
             continue
         effect = _effect(ins)
         if effect is None:

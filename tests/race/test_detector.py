@@ -284,6 +284,19 @@ def test_site_analysis_tells_reads_from_writes():
     assert [m for _, m in writes] == [True, True, True, True, True, False, True, True, True], writes
 
 
+def test_site_analysis_takes_an_offset_inside_the_loads_inline_cache():
+    # Python 3.12 reports a specialised load by the offset of its last cache entry.
+    import dis
+
+    code = _Sites.writes.__code__
+    instrs = list(dis.get_instructions(code))
+    seen = []
+    for ins, nxt in zip(instrs, instrs[1:]):
+        if ins.opname == "LOAD_ATTR" and ins.argval in ("log", "d"):
+            seen.append(sites.mutates(code, nxt.offset - 2, ins.argval))
+    assert seen == [m for _, m in _loads(_Sites.writes)] and any(seen), seen
+
+
 # ---- locks and conditions ---------------------------------------------------------------
 
 
