@@ -127,6 +127,8 @@ class Watch:
             if origin is not None and origin != self.nodeid:
                 where = f" (a thread started during {origin}, still running after that test ended)"
             tb = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+            if sys.version_info < (3, 11):  # 3.10's traceback does not print an exception's notes
+                tb += "".join(f"{n}\n" for n in getattr(args.exc_value, "__notes__", ()))
             text = (
                 f"Exception in thread {name}{where}; in Go a panic in any goroutine fails the test:\n"
                 f"{tb.rstrip()}"
@@ -309,8 +311,8 @@ def report_leftover_threads(names, seconds):
     exc = sys.exc_info()[1]
     if isinstance(exc, pytest.fail.Exception) and not exc.pytrace:
         exc.msg += "\n" + msg  # pytest shows only the message of such a failure, not its notes
-    elif exc is not None and hasattr(exc, "add_note"):  # add_note: Python 3.11 on
-        exc.add_note(msg)
+    elif exc is not None:
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), msg]  # add_note's list; add_note is 3.11's
     note(msg)
 
 
