@@ -258,7 +258,7 @@ def parse(*argv):
     return mtests.build_parser().parse_args([*argv, "2A"])
 
 
-def test_sim_flags_and_what_they_imply():
+def test_sim_flags_and_what_they_imply(capsys):
     assert mtests.sim_options(parse()) is None
     assert mtests.sim_options(parse("--race")) is None
     assert mtests.sim_options(parse("--sim")) == mtests.Sim(seed=None, preempt=False)
@@ -269,6 +269,7 @@ def test_sim_flags_and_what_they_imply():
     assert mtests.runner_pytest_args(parse("--sim-seed", "42", "--race")) == ["--race"]
     with pytest.raises(SystemExit):
         parse("--sim-seed", "x")
+    assert "argument --sim-seed: invalid int value: 'x'" in capsys.readouterr().err
 
 
 def test_sim_run_commands_carry_their_own_seed(tmp_path):
