@@ -262,18 +262,12 @@ class _PendingCall:
                 # Go's handler panic ends the test binary.  Here it ends this pool
                 # thread, whose uncaught exception threading.excepthook reports; the
                 # caller sees no reply (self.reply stays None).
-                _add_note(e, f"(raised by the RPC handler {self.svcMeth}, run by labrpc)")
+                # add_note's list, filled by hand: add_note itself is Python 3.11's
+                note = f"(raised by the RPC handler {self.svcMeth}, run by labrpc)"
+                e.__notes__ = [*getattr(e, "__notes__", ()), note]
                 raise
         finally:
             self.finished.release()
-
-
-def _add_note(e, text):
-    # BaseException.add_note is Python 3.11's; on 3.10 the same __notes__ list is kept by hand.
-    if hasattr(e, "add_note"):
-        e.add_note(text)
-    else:
-        e.__notes__ = [*getattr(e, "__notes__", ()), text]
 
 
 class _HandlerPool:
