@@ -345,10 +345,13 @@ class ShardKV:
                 return
 
     def _end(self, name):
-        end = self.ends.get(name)
-        if end is None:
-            end = self.ends[name] = self.make_end(name)
-        return end
+        # The gc and migration threads both fill the map (in Go, concurrent map writes
+        # are fatal); make_end takes only the network's own lock, so it may run under ours.
+        with self.mu:
+            end = self.ends.get(name)
+            if end is None:
+                end = self.ends[name] = self.make_end(name)
+            return end
 
     # ---- applying the log -----------------------------------------------------------------
 
