@@ -34,8 +34,9 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # The whole suite in real time, then the lab tests once more on simulated time with a fixed
-# seed (about 75 s), so that a change that breaks --sim shows here too.
-SIM_CHECK := $(VPY) -m pytest -s -q --sim --sim-seed 1 tests/raft tests/kvraft tests/shardctrler tests/shardkv
+# seed and the race detector, so that a change that breaks --sim, or a data race in any lab,
+# fails here too (the lockset rule needs no real interleaving).
+SIM_CHECK := $(VPY) -m pytest -s -q --sim --sim-seed 1 --race tests/raft tests/kvraft tests/shardctrler tests/shardkv
 
 test: $(STAMP)
 	$(PYTEST) tests

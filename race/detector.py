@@ -202,7 +202,9 @@ class TrackedRLock:
     __slots__ = ("_lock", "_count", "name", "__weakref__")
 
     def __init__(self, name=None):
-        self._lock = _thread.RLock()
+        # Under --sim, threading has no C RLock (_CRLock is None): the Python one waits
+        # on simulated locks, where a real RLock would block the simulation's only runner.
+        self._lock = _thread.RLock() if threading._CRLock is not None else threading._PyRLock()
         self._count = 0
         self.name = name
 

@@ -29,6 +29,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if not config.getoption("race"):
         return
+    # Under --sim, the sim plugin's configure runs first (tryfirst) and has replaced the lock
+    # factory, so the tracked locks made from here on wrap simulated locks.
     from . import detector
 
     detector.install()

@@ -51,8 +51,6 @@ def _wanted(config):
 def pytest_configure(config):
     if not _wanted(config):
         return
-    if config.getoption("race", False):
-        raise pytest.UsageError("--sim and --race cannot be combined yet: both replace threading.Lock")
     if os.environ.get("PYTHONHASHSEED") != "0":
         _rerun_with_fixed_hashes()
     seed = config.getoption("sim_seed")
@@ -130,6 +128,8 @@ class SimPlugin:
         args = ["python3", "-m", "pytest", item.nodeid, "--sim", "--sim-seed", str(self.seed)]
         if self.preempt:
             args.append("--sim-preempt")
+        if self.config.getoption("race", False):
+            args.append("--race")
         return " ".join(shlex.quote(a) for a in args)
 
     def test_limit(self):

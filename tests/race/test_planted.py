@@ -85,26 +85,29 @@ def plant_unlocked_append_entries(raft_py):
     raft_py.write_text("".join(lines))
 
 
-def run_lab_test(copy):
+def run_lab_test(copy, extra):
     env = dict(os.environ, PYTHONPATH=str(copy))
     env.pop("VERBOSE", None)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "go_signal", "--race", LAB_TEST]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "go_signal", "--race", *extra, LAB_TEST]
     proc = subprocess.run(
         cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=RUN_LIMIT
     )
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_unlocked_append_entries_fails_under_race(tmp_path):
+# The lockset rule needs no real interleaving: under --sim the same bug fails the same way.
+@pytest.mark.realtime
+@pytest.mark.parametrize("extra", [[], ["--sim", "--sim-seed", "1"]], ids=["realtime", "sim"])
+def test_unlocked_append_entries_fails_under_race(tmp_path, extra):
     copy = tmp_path / "project"
     copy_project(copy)
 
-    code, out = run_lab_test(copy)
+    code, out = run_lab_test(copy, extra)
     assert code == 0, f"the unmodified copy must pass {LAB_TEST} under --race:\n{out}"
     assert "DATA RACE" not in out, out
 
     plant_unlocked_append_entries(copy / "raft" / "raft.py")
-    code, out = run_lab_test(copy)
+    code, out = run_lab_test(copy, extra)
     assert code != 0, f"the planted bug went unnoticed:\n{out}"
     assert "race detector:" in out and "data race(s)" in out, out
     # The field, the handler's unlocked access in the copy's AppendEntries, and a
