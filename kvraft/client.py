@@ -6,7 +6,8 @@ import time
 
 from raft.util import DPrintf
 
-from .common import OK, ErrNoKey, GetArgs, GetReply, PutAppendArgs, PutAppendReply
+from .common import OK, ErrBadArgs, ErrNoKey, GetArgs, GetReply, PutAppendArgs, PutAppendReply
+from .common import check_get_args, check_put_append_args
 
 # After every server has failed once in a row, pause before the next round so that
 # clerks waiting out an election do not spin on the CPU the servers need.
@@ -20,6 +21,8 @@ def nrand():
 
 class Clerk:
     def __init__(self, servers):
+        if not servers:
+            raise ValueError("kvraft.MakeClerk: no servers (the list of ends is empty)")
         self.servers = servers
         self.clientId = nrand()
         self.seqNum = 0
@@ -29,8 +32,9 @@ class Clerk:
     def Get(self, key):
         """Fetch the current value for a key; "" if the key does not exist.
         Keeps trying forever in the face of all other errors."""
+        args = GetArgs(Key=key, ClientId=self.clientId, SeqNum=self.seqNum + 1)
+        check_get_args(args)  # Go's compiler checks the types; we must, before sending
         self.seqNum += 1
-        args = GetArgs(Key=key, ClientId=self.clientId, SeqNum=self.seqNum)
         while True:
             reply = GetReply()
             if self._call("KVServer.Get", args, reply):
@@ -38,8 +42,9 @@ class Clerk:
 
     def PutAppend(self, key, value, op):
         """Shared by Put and Append; op is "Put" or "Append"."""
+        args = PutAppendArgs(Key=key, Value=value, Op=op, ClientId=self.clientId, SeqNum=self.seqNum + 1)
+        check_put_append_args(args)  # Go's compiler checks the types; we must, before sending
         self.seqNum += 1
-        args = PutAppendArgs(Key=key, Value=value, Op=op, ClientId=self.clientId, SeqNum=self.seqNum)
         while True:
             reply = PutAppendReply()
             if self._call("KVServer.PutAppend", args, reply):
@@ -52,6 +57,9 @@ class Clerk:
         if ok and reply.Err in (OK, ErrNoKey):
             self.failures = 0
             return True
+        if ok and reply.Err == ErrBadArgs:
+            # The server checks what we checked: retrying could never succeed.
+            raise TypeError(f"{svcMeth}: server {self.leader} refused the request's argument types")
         DPrintf("CLNT", self.leader, "C%x %s #%d: %s", self.clientId & 0xFFFF, svcMeth, args.SeqNum,
                 reply.Err if ok else "no reply")
         self.leader = (self.leader + 1) % len(self.servers)

@@ -1,8 +1,10 @@
-"""What clerks and servers share: error values and the RPC argument/reply types."""
+"""What clerks and servers share: error values, the RPC argument/reply types,
+and the check of their fields' types."""
 
 import dataclasses
 
 import labgob
+from raft.util import check_get, check_put_append
 
 OK = "OK"
 ErrNoKey = "ErrNoKey"
@@ -10,6 +12,9 @@ ErrWrongLeader = "ErrWrongLeader"
 # The server was leader but saw no commit in time (e.g. it sits in a minority
 # partition without knowing it yet): the clerk should try another server.
 ErrTimeout = "ErrTimeout"
+# The server refused a request whose fields have the wrong types: only a hand-made
+# client sends one, since our clerks check first; a clerk that gets it raises.
+ErrBadArgs = "ErrBadArgs"
 
 
 # Put or Append
@@ -43,3 +48,17 @@ class GetArgs:
 class GetReply:
     Err: str = ""
     Value: str = ""
+
+
+# The clerk calls these before sending, the server before Start: see raft.util.
+
+
+def check_get_args(args):
+    """Raise TypeError unless args is a GetArgs whose fields have their Go types."""
+    check_get(args, GetArgs)
+
+
+def check_put_append_args(args):
+    """Raise TypeError unless args is a PutAppendArgs whose fields have their Go
+    types, and ValueError unless its Op is "Put" or "Append"."""
+    check_put_append(args, PutAppendArgs)

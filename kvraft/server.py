@@ -14,9 +14,9 @@ import time
 
 import labgob
 import raft
-from raft.util import DPrintf
+from raft.util import DPrintf, naming_entry, refuses
 
-from .common import OK, ErrNoKey, ErrTimeout, ErrWrongLeader
+from .common import OK, ErrBadArgs, ErrNoKey, ErrTimeout, ErrWrongLeader, check_get_args, check_put_append_args
 
 # How often a waiting handler checks that its Raft still leads in the same term,
 # and how long it waits for its entry before telling the clerk to try elsewhere.
@@ -69,13 +69,19 @@ class KVServer:
         self._applier.start()
 
     # ---- RPC handlers ---------------------------------------------------------------
+    # Each first refuses ill-typed args, which Go's labrpc could not even decode, before
+    # they reach the log and kill every replica's applier (see raft.util).
 
     def Get(self, args, reply):
+        if refuses(check_get_args, args, self.me):
+            reply.Err = ErrBadArgs
+            return
         reply.Err, reply.Value = self._submit(Op("Get", args.Key, "", args.ClientId, args.SeqNum))
 
     def PutAppend(self, args, reply):
-        if args.Op not in ("Put", "Append"):
-            raise ValueError(f"KVServer.PutAppend: unknown op {args.Op!r}")
+        if refuses(check_put_append_args, args, self.me):
+            reply.Err = ErrBadArgs
+            return
         reply.Err, _ = self._submit(Op(args.Op, args.Key, args.Value, args.ClientId, args.SeqNum))
 
     def _submit(self, op):
@@ -126,27 +132,31 @@ class KVServer:
             with self.mu:
                 if msg.CommandIndex <= self.lastApplied:
                     continue  # already in the state (from a snapshot)
-                op = msg.Command
-                err, value = self._apply(op)
-                self.lastApplied = msg.CommandIndex
-                for w in self.waiters.pop(msg.CommandIndex, ()):
-                    if w.op.ClientId == op.ClientId and w.op.SeqNum == op.SeqNum:
-                        w.err, w.value = err, value
-                    # else: another leader's entry took this index; the clerk retries
-                    w.done.set()
-                # The entry's encoded size, near enough: its strings plus the fixed fields.
-                self.unsnapshotted += len(op.Key) + len(op.Value) + 32
-                # Snapshot once Raft's state reaches maxraftstate, but only if that frees
-                # a good part of it: an applier far behind Raft (after a restart, or under
-                # load) holds a state that is mostly entries it has not applied, and a
-                # snapshot per applied entry would only slow it down further.
-                if (
-                    0 <= self.maxraftstate <= self.persister.RaftStateSize()
-                    and self.unsnapshotted * 2 >= self.maxraftstate
-                ):
-                    self.unsnapshotted = 0
-                    self.rf.Snapshot(msg.CommandIndex, self._snapshot())
-                    DPrintf("SNAP", self.me, "snapshot through %d", msg.CommandIndex)
+                with naming_entry(f"kvserver {self.me}", msg.CommandIndex, msg.Command):
+                    self._applyCommand(msg.CommandIndex, msg.Command)
+
+    def _applyCommand(self, index, op):
+        """Apply the command at log index, answer its waiters, snapshot if due (caller holds mu)."""
+        err, value = self._apply(op)
+        self.lastApplied = index
+        for w in self.waiters.pop(index, ()):
+            if w.op.ClientId == op.ClientId and w.op.SeqNum == op.SeqNum:
+                w.err, w.value = err, value
+            # else: another leader's entry took this index; the clerk retries
+            w.done.set()
+        # The entry's encoded size, near enough: its strings plus the fixed fields.
+        self.unsnapshotted += len(op.Key) + len(op.Value) + 32
+        # Snapshot once Raft's state reaches maxraftstate, but only if that frees
+        # a good part of it: an applier far behind Raft (after a restart, or under
+        # load) holds a state that is mostly entries it has not applied, and a
+        # snapshot per applied entry would only slow it down further.
+        if (
+            0 <= self.maxraftstate <= self.persister.RaftStateSize()
+            and self.unsnapshotted * 2 >= self.maxraftstate
+        ):
+            self.unsnapshotted = 0
+            self.rf.Snapshot(index, self._snapshot())
+            DPrintf("SNAP", self.me, "snapshot through %d", index)
 
     def _apply(self, op):
         """Apply op to the state (caller holds mu); returns (Err, value)."""

@@ -10,14 +10,34 @@ print_line is for the testers' own lines (titles, "... Passed", notes).  A bare
 print() writes its text and its newline in two writes, so a debug line from
 another thread could land between them (`Test: ... ...000392 CMIT S0 ...`);
 print_line writes the whole line at once, under the lock DPrintf holds.
+
+The services built on Raft (kvraft, shardctrler, shardkv) also share here the
+checks of their RPC arguments' types and the note that names a log entry an
+applier failed on.
 """
 
 import os
+import reprlib
 import sys
 import threading
 import time
 
-__all__ = ["Chan", "DPrintf", "Debug", "print_line"]
+__all__ = [
+    "Chan",
+    "DPrintf",
+    "Debug",
+    "print_line",
+    "describe",
+    "check_str",
+    "check_int",
+    "check_type",
+    "check_ids",
+    "check_get",
+    "check_put_append",
+    "refuses",
+    "entry_repr",
+    "naming_entry",
+]
 
 
 def _verbosity():
@@ -51,6 +71,103 @@ def print_line(text, file=None):
     with _debug_lock:
         out.write(f"{text}\n")
         out.flush()
+
+
+# ---- the services' checks of what may reach the log ---------------------------------
+#
+# Go's compiler types an RPC's fields, and labrpc decodes into those types; ours
+# decodes whatever was sent.  An entry that cannot be applied kills every replica's
+# applier, for good, since a restarted server replays it.  So a service's clerk checks
+# its arguments before sending, and its server checks them again before Start, for a
+# hand-made request.  A check raises TypeError for a wrong type, ValueError for a
+# value no state can hold; each lab's common.py builds its per-RPC checks from these.
+
+
+def describe(value):
+    """A value's type and a short repr, for an error message."""
+    return f"{type(value).__name__} ({reprlib.repr(value)})"
+
+
+def check_str(what, value):
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {describe(value)}")
+
+
+def check_int(what, value):
+    # bool is an int subclass in Python, not in Go
+    if type(value) is not int:
+        raise TypeError(f"{what} must be int, not {describe(value)}")
+
+
+def check_type(method, args, cls):
+    # A hand-made client may send another RPC's arguments, or no dataclass at all.
+    if not isinstance(args, cls):
+        raise TypeError(f"{method}: args must be {cls.__name__}, not {describe(args)}")
+
+
+def check_ids(method, args):
+    """The clerk's id and request number, by which a server applies a request once."""
+    check_int(f"{method}: ClientId", args.ClientId)
+    check_int(f"{method}: SeqNum", args.SeqNum)
+
+
+# kvraft and shardkv have the same Get and PutAppend (as in Go, each lab its own copy
+# of the types), so one check serves both, given the lab's class.
+
+
+def check_get(args, cls):
+    check_type("Get", args, cls)
+    check_str("Get: key", args.Key)
+    check_ids("Get", args)
+
+
+def check_put_append(args, cls):
+    check_type("PutAppend", args, cls)
+    if not isinstance(args.Op, str) or args.Op not in ("Put", "Append"):
+        raise ValueError(f'PutAppend: op must be "Put" or "Append", not {describe(args.Op)}')
+    check_str(f"{args.Op}: key", args.Key)
+    check_str(f"{args.Op}: value", args.Value)
+    check_ids(args.Op, args)
+
+
+def refuses(check, args, server, prefix=""):
+    """True if check(args) finds a wrong type or value: the handler then replies its
+    service's ErrBadArgs rather than Start args.  Logs why, for `server` (an int id),
+    after prefix (say the group)."""
+    try:
+        check(args)
+    except (TypeError, ValueError) as err:
+        DPrintf("WARN", server, "%srefused: %s", prefix, err)
+        return True
+    return False
+
+
+def entry_repr(command, limit=300):
+    """A log entry's repr, cut short: an entry may hold megabytes."""
+    r = repr(command)
+    return r if len(r) <= limit else f"{r[:limit]}... ({len(r)} characters)"
+
+
+class naming_entry:
+    """`with naming_entry(who, index, command):` around applying the log entry at
+    index adds to any exception raised inside a note naming that entry.  The
+    exception still ends the applier and fails the test, as a Go panic would; the
+    note tells which entry every replica will fail on."""
+
+    __slots__ = ("who", "index", "command")
+
+    def __init__(self, who, index, command):
+        self.who, self.index, self.command = who, index, command
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, Exception):
+            note = f"({self.who} applying log entry {self.index}: {entry_repr(self.command)})"
+            # add_note is 3.11's (we run on 3.10 too); from 3.11 on, tracebacks print this list
+            exc.__notes__ = [*getattr(exc, "__notes__", ()), note]
+        return False
 
 
 _EMPTY = object()

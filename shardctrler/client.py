@@ -4,8 +4,9 @@ import secrets
 import time
 
 from .common import (
-    NShards,
     OK,
+    ErrBadArgs,
+    ErrNoGroup,
     JoinArgs,
     JoinReply,
     LeaveArgs,
@@ -14,6 +15,10 @@ from .common import (
     MoveReply,
     QueryArgs,
     QueryReply,
+    check_join_args,
+    check_leave_args,
+    check_move_args,
+    check_query_args,
 )
 
 # After a round in which every server failed, pause this long before the next
@@ -28,6 +33,8 @@ def nrand():
 
 class Clerk:
     def __init__(self, servers):
+        if not servers:
+            raise ValueError("shardctrler.MakeClerk: no servers (the list of ends is empty)")
         self.servers = servers
         self.clientId = nrand()
         self.seqNum = 0
@@ -35,39 +42,25 @@ class Clerk:
 
     def Query(self, num):
         """Config number num, or the latest if num is -1 or beyond the latest."""
-        _check_int("Query: num", num)
-        reply = self._call("ShardCtrler.Query", QueryArgs(Num=num), QueryReply)
+        reply = self._call("ShardCtrler.Query", QueryArgs(Num=num), check_query_args, QueryReply)
         return reply.Config
 
     def Join(self, servers):
         """Add the groups in servers, a dict gid -> list of server names."""
-        if not isinstance(servers, dict):
-            raise TypeError(f"Join: servers must be a dict gid -> server names, not {servers!r}")
-        for gid, names in servers.items():
-            _check_gid("Join", gid)
-            if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
-                raise TypeError(f"Join: the servers of gid {gid} must be a list of names, not {names!r}")
-        self._call("ShardCtrler.Join", JoinArgs(Servers=servers), JoinReply)
+        self._call("ShardCtrler.Join", JoinArgs(Servers=servers), check_join_args, JoinReply)
 
     def Leave(self, gids):
         """Remove the groups in the list gids."""
-        if not isinstance(gids, list):
-            raise TypeError(f"Leave: gids must be a list, not {gids!r}")
-        for gid in gids:
-            _check_gid("Leave", gid)
-        self._call("ShardCtrler.Leave", LeaveArgs(GIDs=gids), LeaveReply)
+        self._call("ShardCtrler.Leave", LeaveArgs(GIDs=gids), check_leave_args, LeaveReply)
 
     def Move(self, shard, gid):
-        """Assign shard to group gid."""
-        _check_int("Move: shard", shard)
-        if not 0 <= shard < NShards:
-            raise ValueError(f"Move: shard {shard} is not in [0, {NShards})")
-        _check_gid("Move", gid)
-        self._call("ShardCtrler.Move", MoveArgs(Shard=shard, GID=gid), MoveReply)
+        """Assign shard to group gid, which must be a group of the latest config."""
+        self._call("ShardCtrler.Move", MoveArgs(Shard=shard, GID=gid), check_move_args, MoveReply)
 
-    def _call(self, svcMeth, args, reply_type):
+    def _call(self, svcMeth, args, check, reply_type):
         """Send the request until some server applies it; returns that server's reply.
         Tries the last known leader first, then every other server in turn."""
+        check(args)  # Go's compiler checks the types; we must, before sending
         self.seqNum += 1
         args.ClientId, args.SeqNum = self.clientId, self.seqNum
         while True:
@@ -76,19 +69,13 @@ class Clerk:
                 ok = self.servers[self.leader].Call(svcMeth, args, reply)
                 if ok and not reply.WrongLeader and reply.Err == OK:
                     return reply
+                if ok and reply.Err == ErrNoGroup:
+                    raise ValueError(f"Move: gid {args.GID} is not a group of the latest config")
+                if ok and reply.Err == ErrBadArgs:
+                    # The server checks what we checked: retrying could never succeed.
+                    raise TypeError(f"{svcMeth}: server {self.leader} refused the request's argument types")
                 self.leader = (self.leader + 1) % len(self.servers)
             time.sleep(RETRY_ROUND_PAUSE)
-
-
-def _check_int(what, value):
-    if type(value) is not int:
-        raise TypeError(f"{what} must be an int, not {value!r}")
-
-
-def _check_gid(op, gid):
-    _check_int(f"{op}: gid", gid)
-    if gid <= 0:
-        raise ValueError(f"{op}: gid {gid} is not a valid group (gid 0 means no group)")
 
 
 def MakeClerk(servers):

@@ -15,6 +15,7 @@ shard on gid 0, which stands for no group at all.
 import dataclasses
 
 import labgob
+from raft.util import check_ids, check_int, check_type, describe
 
 # The number of shards.
 NShards = 10
@@ -24,6 +25,11 @@ OK = "OK"
 ErrWrongLeader = "ErrWrongLeader"
 # The server led but saw no commit in time (a leader cut off in a minority, say).
 ErrTimeout = "ErrTimeout"
+# A Move to a gid that is not a group of the config it would change.
+ErrNoGroup = "ErrNoGroup"
+# The server refused a request whose fields have the wrong types: only a hand-made
+# client sends one, since our clerks check first; a clerk that gets it raises.
+ErrBadArgs = "ErrBadArgs"
 
 
 def _register(cls):
@@ -118,3 +124,55 @@ class QueryReply:
     WrongLeader: bool = False
     Err: str = ""
     Config: Config = dataclasses.field(default_factory=Config)
+
+
+# The clerk calls these before sending, the server before Start: see raft.util.
+
+
+def check_gid(method, gid):
+    check_int(f"{method}: gid", gid)
+    if gid <= 0:
+        raise ValueError(f"{method}: gid {gid} is not a valid group (gid 0 means no group)")
+
+
+def check_shard(method, shard):
+    """Also shardkv's check of the shards one group asks another for."""
+    check_int(f"{method}: shard", shard)
+    if not 0 <= shard < NShards:
+        raise ValueError(f"{method}: shard {shard} is not in [0, {NShards})")
+
+
+def _check_args(method, args, cls):
+    check_type(method, args, cls)
+    check_ids(method, args)
+
+
+def check_join_args(args):
+    _check_args("Join", args, JoinArgs)
+    if not isinstance(args.Servers, dict):
+        raise TypeError(f"Join: servers must be a dict gid -> server names, not {describe(args.Servers)}")
+    for gid, names in args.Servers.items():
+        check_gid("Join", gid)
+        if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+            raise TypeError(f"Join: the servers of gid {gid} must be a list of str, not {describe(names)}")
+
+
+def check_leave_args(args):
+    _check_args("Leave", args, LeaveArgs)
+    if not isinstance(args.GIDs, list):
+        raise TypeError(f"Leave: gids must be a list of int, not {describe(args.GIDs)}")
+    for gid in args.GIDs:
+        check_gid("Leave", gid)
+
+
+def check_move_args(args):
+    _check_args("Move", args, MoveArgs)
+    check_shard("Move", args.Shard)
+    check_gid("Move", args.GID)
+
+
+def check_query_args(args):
+    _check_args("Query", args, QueryArgs)
+    check_int("Query: num", args.Num)
+    if args.Num < -1:
+        raise ValueError(f"Query: num {args.Num} is neither -1 (the latest) nor a config number")

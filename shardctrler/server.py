@@ -18,16 +18,26 @@ import time
 
 import labgob
 import raft
+from raft.util import naming_entry, refuses
 
-from .common import OK, Config, ErrTimeout, ErrWrongLeader, NShards
+from .common import (
+    OK,
+    Config,
+    ErrBadArgs,
+    ErrNoGroup,
+    ErrTimeout,
+    ErrWrongLeader,
+    NShards,
+    check_join_args,
+    check_leave_args,
+    check_move_args,
+    check_query_args,
+)
 
 # How often a waiting handler checks that its Raft still leads in the same term,
 # and how long it waits for its entry before telling the clerk to try elsewhere.
 LEADERSHIP_CHECK_INTERVAL = 0.050
 APPLY_TIMEOUT = 1.0
-
-# Outcome of a Move to a group that is not in the config when the Move is applied.
-ErrNoGroup = "ErrNoGroup"
 
 
 @dataclasses.dataclass
@@ -78,36 +88,30 @@ class ShardCtrler:
     # ---- RPC handlers ---------------------------------------------------------------
 
     def Join(self, args, reply):
-        for gid, names in args.Servers.items():
-            _check_gid("Join", gid)
-            if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
-                raise ValueError(f"ShardCtrler.Join: the servers of gid {gid} must be a list of names")
+        if self._refused(check_join_args, args, reply):
+            return
         op = Op("Join", Servers=args.Servers, ClientId=args.ClientId, SeqNum=args.SeqNum)
         reply.Err, _ = self._submit(op)
         # Any error, a timeout too, is WrongLeader: a Go-style clerk reads only that field
         reply.WrongLeader = reply.Err != OK
 
     def Leave(self, args, reply):
-        for gid in args.GIDs:
-            _check_gid("Leave", gid)
+        if self._refused(check_leave_args, args, reply):
+            return
         op = Op("Leave", GIDs=args.GIDs, ClientId=args.ClientId, SeqNum=args.SeqNum)
         reply.Err, _ = self._submit(op)
         reply.WrongLeader = reply.Err != OK  # see Join
 
     def Move(self, args, reply):
-        if type(args.Shard) is not int or not 0 <= args.Shard < NShards:
-            raise ValueError(f"ShardCtrler.Move: shard {args.Shard!r} is not in [0, {NShards})")
-        _check_gid("Move", args.GID)
+        if self._refused(check_move_args, args, reply):
+            return
         op = Op("Move", Shard=args.Shard, GID=args.GID, ClientId=args.ClientId, SeqNum=args.SeqNum)
-        err, _ = self._submit(op)
-        if err == ErrNoGroup:
-            raise ValueError(f"ShardCtrler.Move: gid {args.GID} is not a group of the current config")
-        reply.Err = err
-        reply.WrongLeader = err != OK  # see Join
+        reply.Err, _ = self._submit(op)  # ErrNoGroup if GID is not a group when applied
+        reply.WrongLeader = reply.Err != OK  # see Join
 
     def Query(self, args, reply):
-        if type(args.Num) is not int or args.Num < -1:
-            raise ValueError(f"ShardCtrler.Query: num {args.Num!r} is neither -1 nor a config number")
+        if self._refused(check_query_args, args, reply):
+            return
         with self.mu:
             if 0 <= args.Num < len(self.configs):
                 reply.Err, reply.Config = OK, self.configs[args.Num]
@@ -116,6 +120,15 @@ class ShardCtrler:
         reply.WrongLeader = reply.Err != OK  # see Join
         if config is not None:
             reply.Config = config
+
+    def _refused(self, check, args, reply):
+        """True (and reply filled in) if args has fields of the wrong types, which Go's
+        labrpc could not even decode: in the log they would kill every replica's
+        applier (see raft.util)."""
+        if not refuses(check, args, self.me):
+            return False
+        reply.Err, reply.WrongLeader = ErrBadArgs, True  # see Join
+        return True
 
     def _submit(self, op):
         """Start op in Raft and wait until it is applied; returns (Err, Config or None)."""
@@ -162,7 +175,8 @@ class ShardCtrler:
                     continue
                 self.lastApplied = msg.CommandIndex
                 op = msg.Command
-                err, config = self._apply(op)
+                with naming_entry(f"shardctrler {self.me}", msg.CommandIndex, op):
+                    err, config = self._apply(op)
                 for w in self.waiters.pop(msg.CommandIndex, ()):
                     if w.op.ClientId == op.ClientId and w.op.SeqNum == op.SeqNum:
                         w.err, w.config = err, config
@@ -224,11 +238,6 @@ class ShardCtrler:
     def Raft(self):
         """This server's Raft peer (the shardkv tester needs it)."""
         return self.rf
-
-
-def _check_gid(op, gid):
-    if type(gid) is not int or gid <= 0:
-        raise ValueError(f"ShardCtrler.{op}: gid {gid!r} is not a valid group (gid 0 means no group)")
 
 
 def _rebalance(config):

@@ -10,7 +10,8 @@ import time
 
 import shardctrler
 
-from .common import OK, ErrNoKey, ErrWrongGroup, GetArgs, GetReply, PutAppendArgs, PutAppendReply
+from .common import OK, ErrBadArgs, ErrNoKey, ErrWrongGroup, GetArgs, GetReply, PutAppendArgs, PutAppendReply
+from .common import check_get_args, check_put_append_args
 
 # After trying every server of the group (or finding no group), wait this long
 # before asking the controller for the latest configuration.
@@ -33,6 +34,8 @@ def nrand():
 
 class Clerk:
     def __init__(self, ctrlers, make_end):
+        if not ctrlers:
+            raise ValueError("shardkv.MakeClerk: no shard controllers (the list of ends is empty)")
         self.sm = shardctrler.MakeClerk(ctrlers)
         self.config = shardctrler.Config()  # Num 0, every shard on the invalid gid 0
         self.make_end = make_end
@@ -66,6 +69,9 @@ class Clerk:
                     if ok and reply.Err == ErrWrongGroup:
                         stale = True
                         break
+                    if ok and reply.Err == ErrBadArgs:
+                        # The server checks what we checked: retrying could never succeed.
+                        raise TypeError(f"{svcMeth}: server {servers[si]} refused the request's argument types")
                     # no reply, or the server is not the leader (or timed out)
             # When the group disowns the shard, a newer configuration may already
             # say where it went: look at once, and wait only if there is none.
@@ -84,15 +90,17 @@ class Clerk:
     def Get(self, key):
         """The current value for a key; "" if the key does not exist.
         Keeps trying forever in the face of all other errors."""
+        args = GetArgs(Key=key, ClientId=self.clientId, SeqNum=self.seqNum + 1)
+        check_get_args(args)  # Go's compiler checks the types; we must, before sending
         self.seqNum += 1
-        args = GetArgs(Key=key, ClientId=self.clientId, SeqNum=self.seqNum)
         reply = self._call(key, "ShardKV.Get", args, GetReply, lambda err: err in (OK, ErrNoKey))
         return reply.Value
 
     def PutAppend(self, key, value, op):
         """Shared by Put and Append."""
+        args = PutAppendArgs(Key=key, Value=value, Op=op, ClientId=self.clientId, SeqNum=self.seqNum + 1)
+        check_put_append_args(args)  # Go's compiler checks the types; we must, before sending
         self.seqNum += 1
-        args = PutAppendArgs(Key=key, Value=value, Op=op, ClientId=self.clientId, SeqNum=self.seqNum)
         self._call(key, "ShardKV.PutAppend", args, PutAppendReply, lambda err: err == OK)
 
     def Put(self, key, value):

@@ -8,6 +8,8 @@ shards move between groups.
 import dataclasses
 
 import labgob
+from raft.util import check_get, check_int, check_put_append, check_type, describe
+from shardctrler.common import check_shard
 
 OK = "OK"
 ErrNoKey = "ErrNoKey"
@@ -17,6 +19,9 @@ ErrWrongLeader = "ErrWrongLeader"
 ErrTimeout = "ErrTimeout"
 # A group asked for shards of a configuration the answering group has not reached yet.
 ErrNotReady = "ErrNotReady"
+# The server refused a request whose fields have the wrong types: only a hand-made
+# client sends one, since our clerks check first; a clerk that gets it raises.
+ErrBadArgs = "ErrBadArgs"
 
 
 def register(cls):
@@ -90,3 +95,35 @@ class DeleteShardsArgs:
 @dataclasses.dataclass
 class DeleteShardsReply:
     Err: str = ""
+
+
+# The clerk calls the first two before sending, the server all four before Start:
+# see raft.util.
+
+
+def check_get_args(args):
+    """Raise TypeError unless args is a GetArgs whose fields have their Go types."""
+    check_get(args, GetArgs)
+
+
+def check_put_append_args(args):
+    """Raise TypeError unless args is a PutAppendArgs whose fields have their Go
+    types, and ValueError unless its Op is "Put" or "Append"."""
+    check_put_append(args, PutAppendArgs)
+
+
+def _check_shards_args(method, args, cls):
+    check_type(method, args, cls)
+    check_int(f"{method}: ConfigNum", args.ConfigNum)
+    if not isinstance(args.Shards, list):
+        raise TypeError(f"{method}: shards must be a list of int, not {describe(args.Shards)}")
+    for s in args.Shards:
+        check_shard(method, s)
+
+
+def check_pull_shards_args(args):
+    _check_shards_args("PullShards", args, PullShardsArgs)
+
+
+def check_delete_shards_args(args):
+    _check_shards_args("DeleteShards", args, DeleteShardsArgs)

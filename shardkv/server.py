@@ -39,13 +39,14 @@ import time
 import labgob
 import raft
 import shardctrler
-from raft.util import DPrintf, Debug
+from raft.util import DPrintf, Debug, naming_entry, refuses
 
 from .client import key2shard
 from .common import (
     OK,
     DeleteShardsArgs,
     DeleteShardsReply,
+    ErrBadArgs,
     ErrNoKey,
     ErrNotReady,
     ErrTimeout,
@@ -53,6 +54,10 @@ from .common import (
     ErrWrongLeader,
     PullShardsArgs,
     PullShardsReply,
+    check_delete_shards_args,
+    check_get_args,
+    check_pull_shards_args,
+    check_put_append_args,
     register,
 )
 
@@ -162,12 +167,21 @@ class ShardKV:
     # ---- clerk RPC handlers -----------------------------------------------------------
 
     def Get(self, args, reply):
+        if self._refused(check_get_args, args):
+            reply.Err = ErrBadArgs
+            return
         reply.Err, reply.Value = self._clerkOp(Op("Get", args.Key, "", args.ClientId, args.SeqNum))
 
     def PutAppend(self, args, reply):
-        if args.Op not in ("Put", "Append"):
-            raise ValueError(f"ShardKV.PutAppend: unknown op {args.Op!r}")
+        if self._refused(check_put_append_args, args):
+            reply.Err = ErrBadArgs
+            return
         reply.Err, _ = self._clerkOp(Op(args.Op, args.Key, args.Value, args.ClientId, args.SeqNum))
+
+    def _refused(self, check, args):
+        """True if args has fields of the wrong types, which Go's labrpc could not even
+        decode: in the log they would kill every replica's applier (see raft.util)."""
+        return refuses(check, args, self.me, f"g{self.gid} ")
 
     def _clerkOp(self, op):
         _, isLeader = self.rf.GetState()
@@ -225,13 +239,14 @@ class ShardKV:
         the shards are frozen here until the caller, having stored them, asks for
         their deletion (so a replica that is further along only answers stale
         requests, whose data the caller's log order makes it ignore)."""
+        if self._refused(check_pull_shards_args, args):
+            reply.Err = ErrBadArgs
+            return
         with self.mu:
             if self.config.Num < args.ConfigNum:
                 reply.Err = ErrNotReady
                 return
             for s in args.Shards:
-                if not (isinstance(s, int) and 0 <= s < NShards):
-                    raise ValueError(f"ShardKV.PullShards: no shard {s!r}")
                 reply.Data[s] = dict(self.data[s])
                 reply.LastSeq[s] = dict(self.lastSeq[s])
             reply.ConfigNum = args.ConfigNum
@@ -240,6 +255,9 @@ class ShardKV:
     def DeleteShards(self, args, reply):
         """The caller has stored the shards it pulled for configuration args.ConfigNum:
         drop our copies once that is in our log."""
+        if self._refused(check_delete_shards_args, args):
+            reply.Err = ErrBadArgs
+            return
         _, isLeader = self.rf.GetState()
         if not isLeader:
             reply.Err = ErrWrongLeader
@@ -369,42 +387,51 @@ class ShardKV:
             with self.mu:
                 if msg.CommandIndex <= self.lastApplied:
                     continue  # already in the state (from a snapshot)
-                cmd = msg.Command
-                err, value, size = self._apply(cmd)
-                self.lastApplied = msg.CommandIndex
-                for w in self.waiters.pop(msg.CommandIndex, ()):
-                    if w.cmd == cmd:
-                        w.err, w.value = err, value
-                    # else: another leader's entry took this index; the caller retries
-                    w.done.set()
-                self.unsnapshotted += size
-                # Snapshot once Raft's state reaches maxraftstate, but only if that frees
-                # a good part of it: an applier far behind Raft holds a state that is
-                # mostly entries it has not applied, and a snapshot per applied entry
-                # would only slow it down further.
-                if (
-                    0 <= self.maxraftstate <= self.persister.RaftStateSize()
-                    and self.unsnapshotted * 2 >= self.maxraftstate
-                ):
-                    self.unsnapshotted = 0
-                    self.rf.Snapshot(msg.CommandIndex, self._snapshot())
+                with naming_entry(f"shardkv {self.gid}-{self.me}", msg.CommandIndex, msg.Command):
+                    self._applyCommand(msg.CommandIndex, msg.Command)
+
+    def _applyCommand(self, index, cmd):
+        """Apply the entry at log index, answer its waiters, snapshot if due (caller holds mu)."""
+        err, value, size, dropped = self._apply(cmd)
+        self.lastApplied = index
+        for w in self.waiters.pop(index, ()):
+            if w.cmd == cmd:
+                w.err, w.value = err, value
+            # else: another leader's entry took this index; the caller retries
+            w.done.set()
+        self.unsnapshotted += size
+        # Snapshot once Raft's state reaches maxraftstate, but only if that frees
+        # a good part of it: an applier far behind Raft holds a state that is
+        # mostly entries it has not applied, and a snapshot per applied entry
+        # would only slow it down further.  Snapshot at once after dropping shards
+        # given away: else the persisted snapshot keeps their data until the next
+        # one, however long the group then stays idle.
+        if self.maxraftstate >= 0 and (
+            dropped
+            or (
+                self.maxraftstate <= self.persister.RaftStateSize()
+                and self.unsnapshotted * 2 >= self.maxraftstate
+            )
+        ):
+            self.unsnapshotted = 0
+            self.rf.Snapshot(index, self._snapshot())
 
     def _apply(self, cmd):
-        """Apply one entry (caller holds mu); returns (Err, value, about its encoded size)."""
+        """Apply one entry (caller holds mu); returns (Err, value, about its encoded
+        size, whether it dropped the data of shards)."""
         t = type(cmd)
         if t is Op:
-            return self._applyOp(cmd) + (len(cmd.Key) + len(cmd.Value) + 32,)
+            return self._applyOp(cmd) + (len(cmd.Key) + len(cmd.Value) + 32, False)
         if t is ConfigOp:
-            self._applyConfig(cmd.Config)
-            return OK, "", 64 + 16 * NShards + 32 * len(cmd.Config.Groups)
+            dropped = self._applyConfig(cmd.Config)
+            return OK, "", 64 + 16 * NShards + 32 * len(cmd.Config.Groups), dropped
         if t is InsertShardsOp:
             self._applyInsert(cmd)
-            return OK, "", 32 + sum(len(k) + len(v) + 8 for d in cmd.Data.values() for k, v in d.items())
+            return OK, "", 32 + sum(len(k) + len(v) + 8 for d in cmd.Data.values() for k, v in d.items()), False
         if t is DeleteShardsOp:
-            self._applyDelete(cmd)
-            return OK, "", 32
+            return OK, "", 32, self._applyDelete(cmd)
         if t is EmptyOp:
-            return OK, "", 8
+            return OK, "", 8, False
         raise TypeError(f"shardkv {self.gid}-{self.me}: unknown log entry {cmd!r}")
 
     def _applyOp(self, op):
@@ -426,10 +453,12 @@ class ShardKV:
         return OK, ""
 
     def _applyConfig(self, cfg):
+        """Move to cfg if it is the next config; True if that dropped shard data."""
         if cfg.Num != self.config.Num + 1:
-            return  # a duplicate, or proposed twice
+            return False  # a duplicate, or proposed twice
         if any(st != SERVING for st in self.status):
             raise AssertionError(f"shardkv {self.gid}-{self.me}: config {cfg.Num} while a hand-over runs")
+        dropped = False
         for s in range(NShards):
             was, now = self.config.Shards[s], cfg.Shards[s]
             if now == self.gid and was != self.gid:
@@ -439,11 +468,13 @@ class ShardKV:
                 if now == 0:
                     # no group left to take it: nobody will ever pull it
                     self.data[s], self.lastSeq[s] = {}, {}
+                    dropped = True
                 else:
                     self.status[s] = BEPULLING
         self.lastConfig, self.config = self.config, cfg
         if Debug:
             DPrintf("CONF", self.me, "g%d config %d %s", self.gid, cfg.Num, self.status)
+        return dropped
 
     def _applyInsert(self, cmd):
         if cmd.ConfigNum != self.config.Num:
@@ -455,14 +486,18 @@ class ShardKV:
                 self.status[s] = GCING
 
     def _applyDelete(self, cmd):
+        """Finish a hand-over; True if that dropped shard data."""
         if cmd.ConfigNum != self.config.Num:
-            return
+            return False
+        dropped = False
         for s in cmd.Shards:
             if self.status[s] == GCING:
                 self.status[s] = SERVING
             elif self.status[s] == BEPULLING:
                 self.data[s], self.lastSeq[s] = {}, {}
                 self.status[s] = SERVING
+                dropped = True
+        return dropped
 
     def _failWaitersThrough(self, index):
         """Entries up to index arrived inside a snapshot: their handlers cannot

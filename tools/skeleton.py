@@ -27,8 +27,19 @@ import sys
 SKELETON_DIR = "skeleton/"
 
 # Tracked paths (files, or folders ending in "/") left out of the export: the skeleton
-# folder (laid over already), and tests of this solution's own internals.
-EXCLUDED = (SKELETON_DIR, "tests/skeleton/", "tests/raft/test_raft_edges.py", "tests/race/test_planted.py")
+# folder (laid over already), and tests of this solution's own internals (the
+# bad-input tests, with tests/bad_input.py that serves only them, check our clerks'
+# and servers' messages and error values, which a student's own need not share).
+EXCLUDED = (
+    SKELETON_DIR,
+    "tests/skeleton/",
+    "tests/raft/test_raft_edges.py",
+    "tests/race/test_planted.py",
+    "tests/kvraft/test_bad_input.py",
+    "tests/shardctrler/test_bad_input.py",
+    "tests/shardkv/test_bad_input.py",
+    "tests/bad_input.py",
+)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
