@@ -12,12 +12,11 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-# These time real pytest processes: --sim runs them in real time.
+# These run real pytest processes: --sim runs them in real time.
 pytestmark = pytest.mark.realtime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +27,6 @@ def run_sim(tmp_path, text, *args, timeout=60):
     (tmp_path / "test_planted.py").write_text(textwrap.dedent(text))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p", "tests.gotest",
          "-p", "sim.pytest_plugin", "-p", "no:threadexception", "-c", os.devnull,
@@ -36,7 +34,13 @@ def run_sim(tmp_path, text, *args, timeout=60):
         cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=timeout,
     )
-    return proc.returncode, proc.stdout, time.monotonic() - t0
+    return proc.returncode, proc.stdout
+
+
+# Each planted bug must be caught by its own check, not by the whole-test limit that ends any
+# hang in virtual time (this message), nor by the subprocess timeout.  No real-time bound is
+# asserted: on a loaded machine the same run takes several times as long.
+LIMIT = "did not end within the whole-test limit"
 
 
 LOCK_ORDER = """
@@ -65,7 +69,7 @@ LOCK_ORDER = """
 
 
 def test_lock_order_deadlock_fails_at_once_with_every_wait(tmp_path):
-    rc, out, secs = run_sim(tmp_path, LOCK_ORDER, "--sim-seed", "1")
+    rc, out = run_sim(tmp_path, LOCK_ORDER, "--sim-seed", "1")
     assert rc == 1, out
     assert "sim: deadlock: every thread is blocked and no timeout is pending" in out, out
     assert "Thread MainThread (main): waiting for thread one to end" in out, out
@@ -73,7 +77,7 @@ def test_lock_order_deadlock_fails_at_once_with_every_wait(tmp_path):
     # each stack ends at the line that waits
     assert re.search(r"in one\n.*with b:", out) and re.search(r"in two\n.*with a:", out), out
     assert "replay: python3 -m pytest test_planted.py::test_lock_order --sim --sim-seed 1" in out, out
-    assert secs < 15, out  # at once: no timeout had to expire
+    assert LIMIT not in out, out  # at once: no timeout had to expire
 
 
 BUSY = """
@@ -93,11 +97,11 @@ BUSY = """
 
 
 def test_busy_wait_is_reported_with_its_stack(tmp_path):
-    rc, out, secs = run_sim(tmp_path, BUSY, "--sim-seed", "1", "--sim-spin-limit", "1")
+    rc, out = run_sim(tmp_path, BUSY, "--sim-seed", "1", "--sim-spin-limit", "1")
     assert rc == 1, out
     assert "sim: thread MainThread ran" in out and "without blocking (--sim-spin-limit 1)" in out, out
     assert re.search(r">\s+while not flag:", out), out  # the traceback points at the spinning line
-    assert secs < 20, out
+    assert LIMIT not in out, out
 
 
 UNLOCKED_COUNTER = """
@@ -132,18 +136,18 @@ UNLOCKED_COUNTER = """
 
 def test_unlocked_counter_passes_without_preemption(tmp_path):
     # One thread runs until it blocks: without preemption the race never shows, as under the GIL.
-    rc, out, _ = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1")
+    rc, out = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1")
     assert rc == 0, out
 
 
 def test_unlocked_counter_loses_updates_under_preemption(tmp_path):
-    rc, out, _ = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1", "--sim-preempt")
+    rc, out = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1", "--sim-preempt")
     assert rc == 1, out
     lost = re.search(r"lost updates: (\d+)", out)
     assert lost and int(lost.group(1)) < 200, out
     assert "replay: python3 -m pytest test_planted.py::test_counter --sim --sim-seed 1 --sim-preempt" in out, out
     # The replay gives the same run: the same count of lost updates.
-    rc2, out2, _ = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1", "--sim-preempt")
+    rc2, out2 = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1", "--sim-preempt")
     assert rc2 == 1 and re.search(r"lost updates: (\d+)", out2).group(1) == lost.group(1), out2
 
 
@@ -176,10 +180,10 @@ def test_a_seed_replays_its_run_and_another_seed_does_not(tmp_path):
 
 
 def test_a_run_without_a_seed_names_the_one_it_chose(tmp_path):
-    rc, out, _ = run_sim(tmp_path, SEEDED)
+    rc, out = run_sim(tmp_path, SEEDED)
     assert rc == 1, out
     seed = re.search(r"replay: python3 -m pytest test_planted.py::test_seeded --sim --sim-seed (\d+)", out).group(1)
-    _, again, _ = run_sim(tmp_path, SEEDED, "--sim-seed", seed)
+    _, again = run_sim(tmp_path, SEEDED, "--sim-seed", seed)
     assert re.search(r"^LOG .*$", out, re.M).group(0) == re.search(r"^LOG .*$", again, re.M).group(0), again
 
 
@@ -201,13 +205,13 @@ NONDETERMINISTIC = """
 
 
 def test_check_determinism_reports_the_first_divergence(tmp_path):
-    rc, out, _ = run_sim(tmp_path, NONDETERMINISTIC, "--sim-seed", "1", "--sim-check-determinism")
+    rc, out = run_sim(tmp_path, NONDETERMINISTIC, "--sim-seed", "1", "--sim-check-determinism")
     assert rc == 1, out
     assert "sim: the same seed gave two different runs: decision" in out, out
 
 
 def test_check_determinism_passes_a_deterministic_test(tmp_path):
-    rc, out, _ = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1", "--sim-check-determinism")
+    rc, out = run_sim(tmp_path, UNLOCKED_COUNTER, "--sim-seed", "1", "--sim-check-determinism")
     assert rc == 0, out
 
 
@@ -225,10 +229,10 @@ THREAD_EXCEPTION = """
 
 
 def test_an_exception_in_a_thread_fails_the_test_under_sim(tmp_path):
-    rc, out, secs = run_sim(tmp_path, THREAD_EXCEPTION, "--sim-seed", "1")
+    rc, out = run_sim(tmp_path, THREAD_EXCEPTION, "--sim-seed", "1")
     assert rc == 1, out
     assert "Exception in thread crasher" in out and "ValueError: planted in a thread" in out, out
-    assert secs < 15, out
+    assert LIMIT not in out, out
 
 
 def test_a_hung_raft_fails_at_the_limit_in_virtual_time(tmp_path):
@@ -236,15 +240,13 @@ def test_a_hung_raft_fails_at_the_limit_in_virtual_time(tmp_path):
     # apply loop calls Snapshot.  Threads still poll with timeouts, so it is no
     # deadlock; the whole-test limit, counted in virtual seconds, ends it.
     env = dict(os.environ, PYLABS_PLANT="applier_holds_mu")
-    t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.fidelity.plants",
          "tests/raft/test_raft.py::TestSnapshotBasic2D", "--sim", "--sim-seed", "1"],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=120,
     )
-    out, secs = proc.stdout, time.monotonic() - t0
+    out = proc.stdout
     assert proc.returncode == 1, out
     assert "TestSnapshotBasic2D did not end within the whole-test limit of 180 s of virtual time" in out, out
     assert re.search(r"Thread config-applier-\d: waiting for a lock", out), out
-    assert secs < 60, out  # the real-time limit would take 180 s
