@@ -1,11 +1,11 @@
-"""`python -m bench [labrpc] [kvraft] [sim]`: run the named benchmarks, or all of them."""
+"""`python -m bench [labrpc] [kvraft] [porcupine] [sim]`: run the named benchmarks, or all of them."""
 
 import argparse
 import sys
 
-from bench import kvraft_bench, labrpc_bench, sim_bench
+from bench import kvraft_bench, labrpc_bench, porcupine_bench, sim_bench
 
-BENCHMARKS = ("labrpc", "kvraft", "sim")
+BENCHMARKS = ("labrpc", "kvraft", "porcupine", "sim")
 
 
 def main(argv=None):
@@ -25,6 +25,8 @@ def main(argv=None):
         labrpc_bench.run(args.calls, args.concurrent)
     if "kvraft" in which:
         kvraft_bench.run()
+    if "porcupine" in which:
+        porcupine_bench.run()
     if "sim" in which:
         sim_bench.run()
     return 0

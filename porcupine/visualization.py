@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
-from .checker import LinearizationInfo, callEntry, fillDefault
+from .checker import LinearizationInfo, _Deadline, _pieces, _TimedOut, callEntry, fillDefault
 from .model import Model
 
 
@@ -23,7 +23,9 @@ MAX_OPS_PER_PAGE = 10000  # past this, only the partitions that are not lineariz
 MAX_STATE_CHARS = 400  # a state description longer than this keeps its two ends
 
 
-def computeVisualizationData(model: Model, info: LinearizationInfo) -> List[Dict[str, Any]]:
+def computeVisualizationData(
+    model: Model, info: LinearizationInfo, timeout: Optional[float] = None
+) -> List[Dict[str, Any]]:
     """Per partition: History (by op id), PartialLinearizations (longest first), Largest.
 
     Besides Go's fields, each partition carries InitialState (DescribeState of Init()), which the
@@ -32,8 +34,19 @@ def computeVisualizationData(model: Model, info: LinearizationInfo) -> List[Dict
     more than MAX_OPS_PER_PAGE operations with some partition not linearizable, only those
     partitions are drawn; a partition of more than
     MAX_OPS_PER_PARTITION operations is drawn as a window of that many around the point where
-    its longest linearization stops.
+    its longest linearization stops. timeout (seconds, no Go twin; 0 or None: none): the
+    partitions whose data is not complete by then are left out.
     """
+    return _visualizationData(model, info, _pageDeadline(timeout))[0]
+
+
+def _pageDeadline(timeout):
+    # what the page builds is small and kept until it is written: nothing to free at the end
+    return _Deadline(timeout, teardown=0.0)
+
+
+def _visualizationData(model: Model, info: LinearizationInfo, deadline: _Deadline):
+    """(data, late): computeVisualizationData's list, and the partitions the deadline left out."""
     model = fillDefault(model)
     checked = info.checked or [True] * len(info.history)
     partials = [sorted(p, key=len, reverse=True) for p in info.partialLinearizations]
@@ -45,54 +58,69 @@ def computeVisualizationData(model: Model, info: LinearizationInfo) -> List[Dict
     drawn = [i for i in range(len(info.history)) if checked[i]]
     if bad and sum(len(info.history[i]) // 2 for i in drawn) > MAX_OPS_PER_PAGE:
         drawn = bad
-    return [_partitionData(model, i, info.history[i], partials[i]) for i in drawn]
+    data = []
+    for k, i in enumerate(drawn):
+        try:
+            data.append(_partitionData(model, i, info.history[i], partials[i], deadline))
+        except _TimedOut:
+            return data, drawn[k:]
+    return data, []
 
 
-def _partitionData(model: Model, partition: int, entries, partials) -> Dict[str, Any]:
+def _partitionData(model: Model, partition: int, entries, partials, deadline: _Deadline) -> Dict[str, Any]:
     n = len(entries) // 2
     callValue = [None] * n
     returnValue = [None] * n
     start = [0] * n
     end = [0] * n
     client = [0] * n
-    for elem in entries:
-        if elem.kind == callEntry:
-            callValue[elem.id] = elem.value
-            start[elem.id] = elem.time
-            client[elem.id] = elem.clientId
-        else:
-            returnValue[elem.id] = elem.value
-            end[elem.id] = elem.time
-    shown, note = _window(n, start, partials)
+    byCall = []  # the ids in the order of their calls: the entries are in time order
+    for _, piece in _pieces(entries, deadline):
+        for elem in piece:
+            k = elem.id
+            if elem.kind == callEntry:
+                callValue[k] = elem.value
+                start[k] = elem.time
+                client[k] = elem.clientId
+                byCall.append(k)
+            else:
+                returnValue[k] = elem.value
+                end[k] = elem.time
+    shown, note = _window(byCall, partials, deadline)
     newId = {old: new for new, old in enumerate(shown)}
-    history = [
-        {
-            "ClientId": client[k],
-            "Start": start[k],
-            "End": end[k],
-            "Description": model.DescribeOperation(callValue[k], returnValue[k]),
-        }
-        for k in shown
-    ]
+    history = []
+    for _, piece in _pieces(shown, deadline):
+        history += [
+            {
+                "ClientId": client[k],
+                "Start": start[k],
+                "End": end[k],
+                "Description": model.DescribeOperation(callValue[k], returnValue[k]),
+            }
+            for k in piece
+        ]
     largestIndex = {}
     largestSize = {}
     linearizations = []
+    onPage = newId.keys()
     for partial in partials:
-        if not any(k in newId for k in partial):
+        deadline.check()
+        if onPage.isdisjoint(partial):
             continue  # it names no operation on the page
         linearization = []
         state = model.Init()
-        for histId in partial:
-            ok, state = model.Step(state, callValue[histId], returnValue[histId])
-            if not ok:
-                raise RuntimeError("valid partial linearization returned non-ok result from model step")
-            j = newId.get(histId)
-            if j is None:
-                continue  # stepped through for the states that follow, not drawn
-            linearization.append({"Index": j, "StateDescription": _clip(model.DescribeState(state))})
-            if largestSize.get(j, 0) < len(partial):
-                largestSize[j] = len(partial)
-                largestIndex[j] = len(linearizations)
+        for _, piece in _pieces(partial, deadline):
+            for histId in piece:
+                ok, state = model.Step(state, callValue[histId], returnValue[histId])
+                if not ok:
+                    raise RuntimeError("valid partial linearization returned non-ok result from model step")
+                j = newId.get(histId)
+                if j is None:
+                    continue  # stepped through for the states that follow, not drawn
+                linearization.append({"Index": j, "StateDescription": _clip(model.DescribeState(state))})
+                if largestSize.get(j, 0) < len(partial):
+                    largestSize[j] = len(partial)
+                    largestIndex[j] = len(linearizations)
         linearizations.append(linearization)
     return {
         "History": history,
@@ -106,21 +134,26 @@ def _partitionData(model: Model, partition: int, entries, partials) -> Dict[str,
     }
 
 
-def _window(n, start, partials):
-    """The operation ids to draw (in call order) and a note on what was left out."""
+def _window(byCall, partials, deadline: _Deadline):
+    """The operation ids to draw and a note on what was left out; byCall: the ids by call time."""
+    n = len(byCall)
     if n <= MAX_OPS_PER_PARTITION:
         return list(range(n)), ""
-    order = sorted(range(n), key=start.__getitem__)
     longest = set(partials[0]) if partials else set()
     # the first operation (by call) that the longest linearization could not take
-    fail = next((pos for pos, k in enumerate(order) if k not in longest), 0)
+    fail = 0
+    for lo, piece in _pieces(byCall, deadline):
+        pos = next((pos for pos, k in enumerate(piece, lo) if k not in longest), None)
+        if pos is not None:
+            fail = pos
+            break
     lo = max(0, min(fail - MAX_OPS_PER_PARTITION // 2, n - MAX_OPS_PER_PARTITION))
     hi = lo + MAX_OPS_PER_PARTITION
     note = (
         f"only the {MAX_OPS_PER_PARTITION} operations with calls {lo + 1} to {hi} of {n} are drawn, "
         "around where the longest linearization stops; the states shown are those of the whole history"
     )
-    return order[lo:hi], note
+    return byCall[lo:hi], note
 
 
 def _clip(text: str) -> str:
@@ -130,7 +163,7 @@ def _clip(text: str) -> str:
     return f"{text[:keep]}\u2026[{len(text) - 2 * keep} characters cut]\u2026{text[-keep:]}"
 
 
-def _summary(data, info: LinearizationInfo) -> str:
+def _summary(data, info: LinearizationInfo, late) -> str:
     rows = []
     for p in data:
         i, n, best = p["Partition"], p["Total"], p["Longest"]
@@ -141,32 +174,40 @@ def _summary(data, info: LinearizationInfo) -> str:
             f"<li{cls}>partition {i}: {n} operations, longest linearization "
             f"{best} of {n}: {html.escape(verdict)}{note}</li>"
         )
-    drawn = {p["Partition"] for p in data}
+    drawn = {p["Partition"] for p in data} | set(late)
     checked = info.checked or [True] * len(info.history)
     skipped = sum(1 for i in range(len(info.history)) if checked[i] and i not in drawn)
     unchecked = checked.count(False)
     if skipped:
         rows.append(f"<li>{skipped} linearizable partitions are not drawn</li>")
+    if late:
+        rows.append(
+            f'<li class="bad">{len(late)} partitions are not drawn: the time given to draw the page ran out</li>'
+        )
     if unchecked:
         rows.append(f"<li>{unchecked} partitions were not checked before the time ran out</li>")
     return "\n".join(rows)
 
 
-def Visualize(model: Model, info: LinearizationInfo, fileobj) -> None:
-    """Write the HTML page for info (from a Verbose check) to fileobj (text or binary)."""
-    data = computeVisualizationData(model, info)
+def Visualize(model: Model, info: LinearizationInfo, fileobj, timeout: Optional[float] = None) -> None:
+    """Write the HTML page for info (from a Verbose check) to fileobj (text or binary).
+
+    timeout (seconds, no Go twin; 0 or None: none): the page is written when it runs out, with
+    the partitions drawn so far and the number left out.
+    """
+    data, late = _visualizationData(model, info, _pageDeadline(timeout))
     # "<" escaped so that no string in the data can end the script element
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
-    page = _PAGE.replace("@SUMMARY@", _summary(data, info)).replace("@DATA@", payload)
+    page = _PAGE.replace("@SUMMARY@", _summary(data, info, late)).replace("@DATA@", payload)
     try:
         fileobj.write(page)
     except TypeError:
         fileobj.write(page.encode("utf-8"))
 
 
-def VisualizePath(model: Model, info: LinearizationInfo, path) -> None:
+def VisualizePath(model: Model, info: LinearizationInfo, path, timeout: Optional[float] = None) -> None:
     with open(path, "w", encoding="utf-8") as f:
-        Visualize(model, info, f)
+        Visualize(model, info, f, timeout)
 
 
 _PAGE = """<!DOCTYPE html>

@@ -376,7 +376,8 @@ def pid_alive(pid):
         return False
 
 
-def wait_dead(pid, limit=5.0):
+def wait_dead(pid, limit=30.0):
+    # only a process that survives waits this long: a killed one is gone at once
     deadline = time.monotonic() + limit
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -384,14 +385,12 @@ def wait_dead(pid, limit=5.0):
 
 
 def test_timeout_kills_hanging_run(tmp_path):
+    # TestHang1X never ends: mtests.py returns (within run_mtests's limit) only by killing it
     out = tmp_path / "out"
     pidfile = tmp_path / "pids"
-    start = time.monotonic()
     r = run_mtests("-n", "1", "--timeout", "2s", "-o", str(out), "Hang",
                    env_extra={"MTESTS_SAMPLE_PIDFILE": str(pidfile)})
-    elapsed = time.monotonic() - start
     assert r.returncode == 1, r.stdout + r.stderr
-    assert elapsed < 15
     assert table_rows(r.stdout) == {"TestHang1X": (1, 1)}
     assert "FAIL TestHang1X iteration 1 (timed out after 2.00s" in r.stdout
     log = (out / "TestHang1X_1.log").read_text()

@@ -54,3 +54,29 @@ def random_kv_history(
         else:
             store[inp.Key] = cur + inp.Value
     return ops, points
+
+
+def skeleton_history(nops, nclients=15, seed=1):
+    """A wrong solution's history: the skeleton's clerk returns "" at once and stores nothing.
+
+    Random keys as in the linearizability tests; one operation after another, every Get "".
+    A clerk that returns at once lets GenericTest's clients run millions of these in 5 s.
+    """
+    rng = random.Random(seed)
+    ops = []
+    for i in range(nops):
+        cli = rng.randrange(nclients)
+        key = str(rng.randrange(nclients))
+        r = rng.random()
+        op = APPEND if r < 0.5 else PUT if r < 0.6 else GET
+        value = "" if op == GET else f"x {cli} {i} y"
+        ops.append(Operation(cli, KvInput(op, key, value), 2 * i, KvOutput(""), 2 * i + 1))
+    return ops
+
+
+def appends_history(nops, nkeys, nclients=15):
+    """A linearizable history: one append of "x" after another, over nkeys keys."""
+    return [
+        Operation(i % nclients, KvInput(APPEND, str(i % nkeys), "x"), 2 * i, KvOutput(""), 2 * i + 1)
+        for i in range(nops)
+    ]

@@ -1,7 +1,6 @@
 """Hand-made histories with known verdicts, the API surface, timeouts."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -300,30 +299,14 @@ def _pathological(key="k", n=12, call=0):
 
 @pytest.mark.realtime  # the checker's budget is real time, under --sim too
 def test_timeout_gives_unknown():
+    # the search of this history takes minutes: any real budget of a fraction of a second
+    # ends it with Unknown (where the search stops is test_budget.py's, on a fake clock)
     ops = _pathological()
-    for verbose in (False, True):
-        start = time.monotonic()
-        if verbose:
-            res, info = CheckOperationsVerbose(KvModel, ops, 0.2)
-            assert len(info.partialLinearizations) == 1 and info.partialLinearizations[0]
-            assert max(map(len, info.partialLinearizations[0])) == 12
-        else:
-            res = CheckOperationsTimeout(KvModel, ops, 0.2)
-        elapsed = time.monotonic() - start
-        assert res == Unknown
-        assert 0.2 <= elapsed < 1.5, elapsed
-
-
-@pytest.mark.realtime  # the checker's budget is real time, under --sim too
-def test_illegal_partition_wins_over_slow_one():
-    # partition "a" would run for ages, partition "b" is plainly illegal: the verdict is Illegal
-    # (as with Go's goroutine per partition), not Unknown
-    ops = _pathological("a") + [put(0, "b", "1", 0, 10), get(1, "b", "2", 20, 30)]
-    start = time.monotonic()
-    assert CheckOperationsTimeout(KvModel, ops, 5.0) == Illegal
-    assert time.monotonic() - start < 1.0
-    res, info = CheckOperationsVerbose(KvModel, ops, 0.3)
-    assert res == Illegal and len(info.partialLinearizations) == 2
+    res, info = CheckOperationsVerbose(KvModel, ops, 0.2)
+    assert res == Unknown
+    assert len(info.partialLinearizations) == 1 and info.partialLinearizations[0]
+    assert max(map(len, info.partialLinearizations[0])) == 12
+    assert CheckOperationsTimeout(KvModel, ops, 0.2) == Unknown
 
 
 def test_bitset_helpers():
