@@ -1,11 +1,11 @@
-"""`python -m bench [labrpc] [kvraft] [porcupine] [sim]`: run the named benchmarks, or all of them."""
+"""`python -m bench [labgob] [labrpc] [kvraft] [porcupine] [sim]`: run the named benchmarks, or all of them."""
 
 import argparse
 import sys
 
-from bench import kvraft_bench, labrpc_bench, porcupine_bench, sim_bench
+from bench import kvraft_bench, labgob_bench, labrpc_bench, porcupine_bench, sim_bench
 
-BENCHMARKS = ("labrpc", "kvraft", "porcupine", "sim")
+BENCHMARKS = ("labgob", "labrpc", "kvraft", "porcupine", "sim")
 
 
 def main(argv=None):
@@ -21,6 +21,8 @@ def main(argv=None):
     if unknown:
         p.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     which = args.which or BENCHMARKS
+    if "labgob" in which:
+        labgob_bench.run()
     if "labrpc" in which:
         labrpc_bench.run(args.calls, args.concurrent)
     if "kvraft" in which:

@@ -140,12 +140,40 @@ def _default_hook(obj):
             raise TypeError(f"labgob: cannot encode {cls.__qualname__} (an int subclass); pass int(value)")
         raise TypeError(f"labgob: cannot encode values of type {cls.__qualname__}")
     name, names = entry
-    return msgpack.ExtType(_EXT_STRUCT, _pack([name] + [getattr(obj, n) for n in names]))
+    # Errors inside propagate to the outer _pack, which words them, and whose int64 check
+    # of the whole value covers this one.  tuple.__new__ skips ExtType's own argument
+    # checks (a Python __new__, costly per small value), which hold here.
+    return _new_ext(_ExtType, (_EXT_STRUCT, _packed([name] + [getattr(obj, n) for n in names])))
+
+
+_ExtType = msgpack.ExtType
+_new_ext = tuple.__new__
+
+
+# msgpack.packb makes a Packer, and with it a 256 KiB buffer, per call (and labgob packs
+# once more per nested dataclass): reused packers make a small RPC's encoding several
+# times cheaper.  Each thread keeps a stack of free ones; a nested pack (from
+# _default_hook, inside an outer pack) takes another, since a packer is not reentrant.
+_free = threading.local()
+_KEEP_BUFFER = 256 * 1024  # bytes: what packb itself allocates for every call
+
+
+def _packed(value):
+    stack = getattr(_free, "packers", None)
+    if stack is None:
+        stack = _free.packers = []
+    packer = stack.pop() if stack else msgpack.Packer(default=_default_hook, strict_types=True, use_bin_type=True)
+    data = packer.pack(value)
+    # Only a packer that finished goes back (one that raised may hold half a value), and
+    # only a small one: its buffer never shrinks, and a thread may pack a snapshot once.
+    if len(data) <= _KEEP_BUFFER:
+        stack.append(packer)
+    return data
 
 
 def _pack(value):
     try:
-        data = msgpack.packb(value, default=_default_hook, strict_types=True, use_bin_type=True)
+        data = _packed(value)
     except OverflowError as e:
         raise TypeError(f"labgob: integer out of the 64-bit range: {e}") from None
     except UnicodeEncodeError as e:

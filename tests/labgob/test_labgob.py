@@ -280,6 +280,59 @@ def test_unsupported_type_is_refused(value, name):
         labgob.encode(value)
 
 
+# labgob reuses its msgpack packers (a stack per thread, one per nesting level): a pack that
+# failed half-way, or one running in another thread, must leave nothing in the next.
+def test_a_failed_encoding_leaves_nothing_in_the_next():
+    good = [Box(Box("x")), {"k": Box(7)}]
+    expected = labgob.encode(good)
+    for bad in ([1, Box(Box({3}))], Box([Box(1), object()]), [Box(2), Unregistered()]):
+        with pytest.raises(TypeError):
+            labgob.encode(bad)
+        assert labgob.encode(good) == expected
+    assert labgob.decode(expected) == good
+
+
+def test_threads_encoding_at_once_each_get_their_own_bytes():
+    import threading
+
+    values = [Box([Box(i), {"k": Box(str(i) * i)}]) for i in range(8)]
+    expected = [labgob.encode(v) for v in values]
+    wrong = []
+
+    def encode_many(i):
+        for _ in range(2000):
+            if labgob.encode(values[i]) != expected[i]:
+                wrong.append(i)
+                return
+
+    threads = [threading.Thread(target=encode_many, args=(i,)) for i in range(len(values))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
+
+
+def test_a_big_value_does_not_leave_its_buffer_behind():
+    # A packer's buffer never shrinks: the packers that held a big value are dropped.
+    import threading
+
+    free = labgob.labgob._free
+    big = Box("x" * (labgob.labgob._KEEP_BUFFER + 1))
+    kept = []
+
+    def fresh_thread():  # whose stack of free packers starts empty
+        assert labgob.decode(labgob.encode(big)) == big
+        kept.append(len(getattr(free, "packers", [])))
+        labgob.encode(Box(1))
+        kept.append(len(free.packers))
+
+    t = threading.Thread(target=fresh_thread)
+    t.start()
+    t.join()
+    assert kept == [0, 2]  # Box(1): the outer packer and the one of its nested fields
+
+
 @pytest.mark.parametrize("value", [2**63, -2**63 - 1, 2**64, -2**64, 10**30, [2**63], Box(2**63)],
                          ids=["2^63", "-2^63-1", "2^64", "-2^64", "10^30", "list", "field"])
 def test_int_outside_int64_is_refused(value):
