@@ -99,6 +99,7 @@ def _default_of(f):
 
 
 _NO_ROUND_TRIP = (tuple, set, frozenset)
+NO_DEFAULT_ADVICE = "give every field a default (Go's zero value: 0, \"\", False, None, or field(default_factory=list))"
 
 
 def _check_fields(cls, fields):
@@ -118,6 +119,9 @@ def _check_fields(cls, fields):
             origin = typing.get_origin(ann) or ann
             if origin in _NO_ROUND_TRIP:
                 why = f"is annotated {getattr(origin, '__name__', origin)}, which labgob cannot encode"
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                # Every Go field has a zero value; labrpc makes a fresh reply with T().
+                why = f"has no default: {NO_DEFAULT_ADVICE}"
         if why is not None:
             print(
                 f"labgob error: field {f.name} of {cls.__name__} {why}; "

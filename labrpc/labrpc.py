@@ -258,6 +258,8 @@ class _PendingCall:
                 return
             try:
                 self.reply = _callHandler(handler, self.svcMeth, self.args, self.reply_type)
+            except ReplyTypeError:
+                raise  # the caller's type, not the handler: the message says so
             except BaseException as e:
                 # Go's handler panic ends the test binary.  Here it ends this pool
                 # thread, whose uncaught exception threading.excepthook reports; the
@@ -365,10 +367,25 @@ def MakeServer():
     return Server()
 
 
+class ReplyTypeError(TypeError):
+    """The caller's reply type cannot be made fresh (T()) for the handler: a field without
+    a default.  Raised before the handler runs, so its note names the type, not the handler."""
+
+
+def _fresh(reply_type, svcMeth):
+    try:
+        return reply_type()
+    except TypeError as e:
+        raise ReplyTypeError(
+            f"labrpc: cannot make a fresh {reply_type.__name__} for the reply of {svcMeth} ({e}); "
+            f"{labgob.labgob.NO_DEFAULT_ADVICE}"
+        ) from None
+
+
 def _callHandler(method, svcMeth, args_bytes, reply_type):
     """Run a handler on fresh args and a fresh reply; return the reply's bytes."""
     args = labgob.decode(args_bytes)
-    reply = reply_type()
+    reply = _fresh(reply_type, svcMeth)
     if method(args, reply) is not None:
         raise TypeError(
             f"labrpc: handler {svcMeth} returned a value; a handler returns nothing "

@@ -782,6 +782,30 @@ def test_handler_returning_a_value_crashes(thread_exceptions):
         rn.Cleanup()
 
 
+def test_reply_type_without_defaults_names_the_type_not_the_handler(thread_exceptions, capsys):
+    @dataclass
+    class NoDefaults:  # a reply type a student might write: Go's fields all have zero values
+        Term: int
+        VoteGranted: bool = False
+
+    labgob.Register(NoDefaults)
+    err = capsys.readouterr().err
+    assert "labgob error: field Term of NoDefaults has no default: give every field a default" in err, err
+    rn, e = crashy_network()
+    try:
+        assert e.Call("Crashy.Vote", 3, NoDefaults(Term=0)) is False
+        deadline = time.monotonic() + LIVENESS
+        while not thread_exceptions and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [c.exc_type for c in thread_exceptions] == [labrpc.labrpc.ReplyTypeError]
+        exc = thread_exceptions[0].exc_value
+        assert "cannot make a fresh NoDefaults for the reply of Crashy.Vote" in str(exc)
+        assert "give every field a default (Go's zero value" in str(exc)
+        assert not getattr(exc, "__notes__", []), "the handler never ran: no note may blame it"
+    finally:
+        rn.Cleanup()
+
+
 # ---------------------------------------------------------------------------
 # Replies are filled as gob fills them: a zero-valued field is not sent.
 
