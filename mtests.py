@@ -27,7 +27,7 @@ run with a fresh seed drawn here (``--sim-seed S``, S from ``random.SystemRandom
 seed N instead: its Failed column then tells whether that seed always fails, i.e. whether
 the run is deterministic.  ``--sim-preempt`` adds the plugin's randomised preemption.  Both
 imply ``--sim``.  Under ``--sim`` each failed run is reported with its seed and a command
-that replays it, ``python3 -m pytest NODEID --sim --sim-seed S [--sim-preempt]`` (plus
+that replays it, ``.venv/bin/python -m pytest NODEID --sim --sim-seed S [--sim-preempt]`` (plus
 ``--race`` and the ``--pytest-args``, run from this directory), and a list of the failed
 runs' seeds follows the table.  Other options of the plugin, such as
 ``--sim-check-determinism``, go through ``--pytest-args``.
@@ -57,6 +57,10 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent
+# The interpreter of the runs, as a replay command names it: from the project folder the
+# venv's python pastes as it is, where a bare python3 may lack pytest and msgpack.
+PYTHON = (os.path.relpath(sys.executable, ROOT) if Path(sys.executable).is_relative_to(ROOT)
+          else sys.executable)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -253,7 +257,7 @@ def replay_command(nodeid: str, sim: Sim, seed: int, pytest_args: list[str],
     options, since what the test does under a seed may depend on them; ``-x -q -s`` and the
     faulthandler timeout are not, they change nothing the test does.
     """
-    cmd = shlex.join(["python3", "-m", "pytest", nodeid, *sim.run_options(seed), *pytest_args])
+    cmd = shlex.join([PYTHON, "-m", "pytest", nodeid, *sim.run_options(seed), *pytest_args])
     if verbose:
         cmd = f"VERBOSE={verbose} {cmd}"  # debug logging on, as it was in the run
     if Path.cwd() != ROOT:

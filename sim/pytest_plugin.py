@@ -125,7 +125,11 @@ class SimPlugin:
         return f"sim: simulated time{mode}, seed {self.seed} (--sim-seed {self.seed} replays this run)"
 
     def replay_command(self, item):
-        args = ["python3", "-m", "pytest", item.nodeid, "--sim", "--sim-seed", str(self.seed)]
+        # The running interpreter, relative to the folder node ids are relative to: pasted
+        # there, the venv's python has pytest and msgpack, where a bare python3 may not.
+        exe, root = sys.executable, str(self.config.rootpath)
+        python = os.path.relpath(exe, root) if exe.startswith(root + os.sep) else exe
+        args = [python, "-m", "pytest", item.nodeid, "--sim", "--sim-seed", str(self.seed)]
         if self.preempt:
             args.append("--sim-preempt")
         if self.config.getoption("race", False):

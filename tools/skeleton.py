@@ -29,7 +29,8 @@ SKELETON_DIR = "skeleton/"
 # Tracked paths (files, or folders ending in "/") left out of the export: the skeleton
 # folder (laid over already), and tests of this solution's own internals (the
 # bad-input tests, with tests/bad_input.py that serves only them, check our clerks'
-# and servers' messages and error values, which a student's own need not share).
+# and servers' messages and error values, which a student's own need not share), and
+# docs/, the solution's measurements (its stress notes tell how bugs of it were fixed).
 EXCLUDED = (
     SKELETON_DIR,
     "tests/skeleton/",
@@ -39,6 +40,7 @@ EXCLUDED = (
     "tests/shardctrler/test_bad_input.py",
     "tests/shardkv/test_bad_input.py",
     "tests/bad_input.py",
+    "docs/",
 )
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -315,19 +315,28 @@ def test_sim_options_are_refused_in_pytest_args(given, capsys):
     assert mtests.sim_options_in(["--sim-check-determinism", "-k", "--sim"]) == ["--sim"]
 
 
+def test_replay_command_names_an_interpreter_that_has_the_project(tmp_path):
+    # Pasted from the project folder, the replay's interpreter must find pytest and msgpack
+    # (a bare python3 outside the venv ends in a pytest internal error).
+    assert mtests.PYTHON in (os.path.relpath(sys.executable, ROOT), sys.executable)
+    res = subprocess.run(f"{mtests.PYTHON} -c 'import pytest, msgpack'", shell=True, cwd=ROOT,
+                         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+
+
 def test_replay_command(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     nodeid = "tests/raft/test_raft.py::TestBackup2B"
     assert mtests.replay_command(nodeid, mtests.Sim(), 3735928559, []) == (
-        "python3 -m pytest tests/raft/test_raft.py::TestBackup2B --sim --sim-seed 3735928559")
+        f"{mtests.PYTHON} -m pytest tests/raft/test_raft.py::TestBackup2B --sim --sim-seed 3735928559")
     assert mtests.replay_command(nodeid, mtests.Sim(preempt=True), 5, ["--race", "-k", "a b"],
                                  verbose=1) == (
-        "VERBOSE=1 python3 -m pytest tests/raft/test_raft.py::TestBackup2B --sim --sim-seed 5 "
+        f"VERBOSE=1 {mtests.PYTHON} -m pytest tests/raft/test_raft.py::TestBackup2B --sim --sim-seed 5 "
         "--sim-preempt --race -k 'a b'")
     # node ids are relative to the project, wherever mtests was started
     monkeypatch.chdir(tmp_path)
     assert mtests.replay_command("t.py::TestX[1]", mtests.Sim(), 1, []) == (
-        f"cd {ROOT} && python3 -m pytest 't.py::TestX[1]' --sim --sim-seed 1")
+        f"cd {ROOT} && {mtests.PYTHON} -m pytest 't.py::TestX[1]' --sim --sim-seed 1")
 
 
 def failed_run(runner, nodeid, iteration, seed, **kw):
@@ -346,18 +355,18 @@ def test_sim_failure_is_reported_with_seed_and_replay(tmp_path, monkeypatch):
     failed_run(r, cs[0].nodeid, 2, 4000000000, timed_out=True)
     assert r.messages == [
         "FAIL TestCount2B iteration 1 (exit status 1, 2.50s, seed 77): /out/TestCount2B_1.log\n"
-        "  replay: python3 -m pytest tests/raft/test_raft.py::TestCount2B --sim --sim-seed 77 "
+        f"  replay: {mtests.PYTHON} -m pytest tests/raft/test_raft.py::TestCount2B --sim --sim-seed 77 "
         "--sim-preempt",
         "FAIL TestBackup2B iteration 2 (timed out after 1m00.00s, 2.50s, seed 4000000000): "
         "/out/TestBackup2B_2.log\n"
-        "  replay: python3 -m pytest tests/raft/test_raft.py::TestBackup2B --sim "
+        f"  replay: {mtests.PYTHON} -m pytest tests/raft/test_raft.py::TestBackup2B --sim "
         "--sim-seed 4000000000 --sim-preempt",
     ]
     assert mtests.render_seeds(r.failures, r.replay).splitlines() == [
         "Seed        Failed run                Replay",
-        "77          TestCount2B iteration 1   python3 -m pytest tests/raft/test_raft.py::TestCount2B "
+        f"77          TestCount2B iteration 1   {mtests.PYTHON} -m pytest tests/raft/test_raft.py::TestCount2B "
         "--sim --sim-seed 77 --sim-preempt",
-        "4000000000  TestBackup2B iteration 2  python3 -m pytest tests/raft/test_raft.py::TestBackup2B "
+        f"4000000000  TestBackup2B iteration 2  {mtests.PYTHON} -m pytest tests/raft/test_raft.py::TestBackup2B "
         "--sim --sim-seed 4000000000 --sim-preempt",
     ]
 
