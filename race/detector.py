@@ -37,6 +37,7 @@ import _thread
 import gc
 import linecache
 import queue
+import re
 import sys
 import threading
 import types
@@ -558,7 +559,8 @@ def _transition(obj, name, sh, st, rec):
         return None
     sh.reported = True
     other = _partner(sh, st, rec)
-    key = (type(obj).__qualname__, name, _site(rec.stack), other and _site(other.stack))
+    # One report per field and pair of sites, whichever of the two came first.
+    key = (type(obj).__qualname__, name, frozenset((_site(rec.stack), other and _site(other.stack))))
     if key in _reported:
         return None
     _reported.add(key)
@@ -613,11 +615,14 @@ def _format_locks(locks):
     return "locks held: " + ", ".join(sorted(lock_name(lk) for lk in locks))
 
 
+_HARNESS = re.compile(r"[/\\](_pytest|pluggy)[/\\]")
+
+
 def _format_stack(stack):
     lines = []
     for code, lasti in zip(stack[::2], stack[1::2]):
-        if code.co_filename == threading.__file__:
-            break  # the thread's bootstrap: nothing of the test's below
+        if code.co_filename == threading.__file__ or _HARNESS.search(code.co_filename):
+            break  # a thread's bootstrap, or pytest calling the test: nothing of the lab's below
         line = _line(code, lasti)
         src = linecache.getline(code.co_filename, line).strip()
         lines.append(f'      File "{code.co_filename}", line {line}, in {_qualname(code)}')

@@ -117,6 +117,26 @@ def test_unlocked_counter_is_reported(det, instrument):
     assert "no locks held" in r
 
 
+class Pair:
+    def __init__(self):
+        self.v = 0
+
+    def write_one(self):
+        self.v = 1
+
+    def write_two(self):
+        self.v = 2
+
+
+def test_one_report_per_field_and_pair_of_sites_in_either_order(det, instrument):
+    instrument(Pair)
+    first, second = Pair(), Pair()
+    run_unordered(first.write_one, first.write_two)
+    run_unordered(second.write_two, second.write_one)  # the same two sites, the other way round
+    reports = det.take_reports()
+    assert len(reports) == 1, reports
+
+
 def test_locked_counter_is_not_reported(det, instrument):
     instrument(Counter)
     c = Counter()
@@ -393,6 +413,9 @@ def test_without_join_the_main_thread_races(det, instrument):
     t.join()
     (r,) = det.take_reports()
     assert "'child'" in r and "'MainThread'" in r
+    # The main thread's stack ends at the test: pytest and pluggy, which called it, are not shown.
+    assert "in test_without_join_the_main_thread_races" in r, r
+    assert "_pytest" not in r and "pluggy" not in r, r
 
 
 def test_channel_send_hands_an_object_over(det, instrument):
