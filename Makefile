@@ -29,8 +29,11 @@ install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[test]'
+	@# Quiet unless it fails: pip's and setuptools' warnings go to the log, shown on failure.
+	@echo "installing into $(VENV) (log: $(VENV)/install.log)"
+	@$(VPY) -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 && \
+	 $(VPY) -m pip install -q -e '.[test]' >> $(VENV)/install.log 2>&1 || \
+	 { cat $(VENV)/install.log; echo "make: installing into $(VENV) failed (log above)"; exit 1; }
 	touch $(STAMP)
 
 # The whole suite in real time, then the lab tests once more on simulated time with a fixed
@@ -43,7 +46,7 @@ test: $(STAMP)
 	$(if $(SIMFLAGS),,$(SIM_CHECK))
 
 test-framework: $(STAMP)
-	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity tests/sim
+	$(PYTEST) tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity tests/sim tests/progress_plugin
 
 test-lab2: $(STAMP)
 	$(PYTEST) tests/raft

@@ -7,4 +7,6 @@ pytest_plugins = [
     "race.pytest_plugin",
     # sim: the opt-in --sim mode (virtual clock, seeded scheduler); without --sim it does nothing.
     "sim.pytest_plugin",
+    # progress: a line per test file at -q and default verbosity, instead of dots.
+    "tests.progress",
 ]
