@@ -258,3 +258,23 @@ def test_a_hung_raft_fails_at_the_limit_in_virtual_time(tmp_path):
     assert proc.returncode == 1, out
     assert "TestSnapshotBasic2D did not end within the whole-test limit of 60 s of virtual time" in out, out
     assert re.search(r"Thread config-applier-\d: waiting for a lock", out), out
+
+
+REAL_BLOCK = """
+    from sim import realtime
+
+    def test_blocks_in_real_time():
+        realtime.sleep(60)  # outside the simulation: the virtual clock never gets there
+"""
+
+
+def test_the_real_time_backstop_is_a_multiple_of_the_limit(tmp_path):
+    # Under --sim the limit counts virtual seconds; a test blocked where the simulation
+    # cannot see is ended in real time, after SIM_REAL_LIMIT_FACTOR times the limit, so
+    # that a CPU-bound simulated test on a loaded machine is not cut short.
+    from tests.gotest import SIM_REAL_LIMIT_FACTOR
+
+    rc, out = run_sim(tmp_path, REAL_BLOCK, "--sim-seed", "1", "--test-timeout", "1")
+    assert rc == 1, out
+    assert f"did not end within the whole-test limit of {SIM_REAL_LIMIT_FACTOR} s (--test-timeout" in out, out
+
