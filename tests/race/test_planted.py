@@ -1,11 +1,13 @@
-"""The planted bug: a Raft AppendEntries handler run without its lock.
+"""Planted bugs: a Raft AppendEntries handler run without its lock, and ShardKV's map
+of ends filled without it.
 
 CPython switches threads every few milliseconds, so such a handler passes the
 lab tests hundreds of times in a row; under --race the suite must fail at
 once, naming the field and the two threads.  The test copies the project into
 a temporary directory, removes the `with self.mu:` of the copy's
-Raft.AppendEntries, and runs a real lab test on the copy, under --race, in a
-subprocess; the unmodified copy must pass the same run.
+Raft.AppendEntries, and runs a real lab test on the copy, under --race (in real
+time and under --sim), in a subprocess; the unmodified copy must pass the same
+run.  The shardkv plant runs as make test's last pass does, under --sim --race.
 """
 
 import ast
@@ -85,10 +87,10 @@ def plant_unlocked_append_entries(raft_py):
     raft_py.write_text("".join(lines))
 
 
-def run_lab_test(copy, extra):
+def run_lab_test(copy, extra, test=LAB_TEST):
     env = dict(os.environ, PYTHONPATH=str(copy))
     env.pop("VERBOSE", None)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "go_signal", "--race", *extra, LAB_TEST]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "go_signal", "--race", *extra, test]
     proc = subprocess.run(
         cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=RUN_LIMIT
     )
@@ -124,3 +126,36 @@ def test_unlocked_append_entries_fails_under_race(tmp_path, extra):
     assert Path(path).resolve() == (copy / "raft" / "raft.py").resolve()
     assert handler_thread.startswith("labrpc-handler")
     assert other_thread != handler_thread
+
+
+# The race make test's --sim --race pass must catch: ShardKV's map of ends, which its gc and
+# migration threads both fill (12 of the 15 Lab 4 tests reported it before it took the lock).
+SHARDKV_TEST = "tests/shardkv/test_shardkv.py::TestJoinLeave"
+LOCKED_END = """\
+        with self.mu:
+            end = self.ends.get(name)
+            if end is None:
+                end = self.ends[name] = self.make_end(name)
+            return end
+"""
+UNLOCKED_END = """\
+        end = self.ends.get(name)
+        if end is None:
+            end = self.ends[name] = self.make_end(name)
+        return end
+"""
+
+
+@pytest.mark.realtime
+def test_unlocked_shardkv_ends_fails_under_sim_and_race(tmp_path):
+    copy = tmp_path / "project"
+    copy_project(copy)
+    server = copy / "shardkv" / "server.py"
+    src = server.read_text()
+    if LOCKED_END not in src:
+        pytest.fail(f"cannot plant the bug: no locked ShardKV._end in {server}")
+    server.write_text(src.replace(LOCKED_END, UNLOCKED_END))
+    code, out = run_lab_test(copy, ["--sim", "--sim-seed", "1"], SHARDKV_TEST)
+    assert code != 0, f"the planted bug went unnoticed:\n{out}"
+    assert "field ShardKV.ends of ShardKV object" in out, out
+
