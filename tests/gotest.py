@@ -327,26 +327,47 @@ def note(line):
 
 
 def format_stacks():
-    """Every thread's stack, the main thread first, with the threads' names."""
+    """Every thread's stack, with the threads' names: the main thread first, then the lab's
+    threads (a frame in a lab package), then the rest.  Threads with the same stack are
+    shown once ("60 threads like this: raft*-send-*"), so a hang's dump stays short."""
     frames = sys._current_frames()
     threads = {t.ident: t for t in threading.enumerate()}
     main = threading.main_thread().ident
     me = threading.get_ident()
 
-    def order(ident):
-        t = threads.get(ident)
-        return (ident != main, t.name if t is not None else "")
-
+    groups = {}  # stack text -> names of the threads showing it
     parts = []
-    for ident in sorted(frames, key=order):
+    for ident, frame in frames.items():
         if ident == me:
             continue
         t = threads.get(ident)
         name = t.name if t is not None else f"<thread {ident}>"
-        kind = " (main)" if ident == main else ""
-        stack = "".join(traceback.format_list(_own_frames(frames[ident]))).rstrip()
-        parts.append(f"Thread {name}{kind}:\n{stack}")
-    return "\n\n".join(parts)
+        own = _own_frames(frame)
+        stack = "".join(traceback.format_list(own)).rstrip()
+        if ident == main:
+            parts.append((0, "", f"Thread {name} (main):\n{stack}"))
+            continue
+        lab = any(_LAB_FILES.search(fs.filename) for fs in own)
+        groups.setdefault((not lab, stack), []).append(name)
+    for (not_lab, stack), names in groups.items():
+        names.sort()
+        parts.append((1 + not_lab, names[0], f"{_threads_label(names)}:\n{stack}"))
+    return "\n\n".join(text for *_, text in sorted(parts))
+
+
+_LAB_FILES = re.compile(r"[/\\](raft|kvraft|shardctrler|shardkv)[/\\][^/\\]+\.py$")
+
+
+def _threads_label(names):
+    if len(names) == 1:
+        return f"Thread {names[0]}"
+    masked = {re.sub(r"\d+", "*", n) for n in names}
+    if len(masked) == 1:
+        pattern = masked.pop()
+    else:
+        prefix = os.path.commonprefix(names)
+        pattern = f"{prefix}*" if prefix else ", ".join(names[:3]) + ", ..."
+    return f"{len(names)} threads like this: {pattern}"
 
 
 def _own_frames(frame):
