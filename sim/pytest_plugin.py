@@ -70,6 +70,14 @@ def _rerun_with_fixed_hashes():
     os.execve(sys.executable, [sys.executable] + sys.orig_argv[1:], env)
 
 
+def python_command(root):
+    """The running interpreter as a command pasted in root (where node ids start): the
+    venv's python, relative to root if inside it, has pytest and msgpack, where a bare
+    python3 may not."""
+    exe, root = sys.executable, str(root)
+    return os.path.relpath(exe, root) if exe.startswith(root + os.sep) else exe
+
+
 def test_seed(seed, name):
     """The seed of one test: from the run's seed and the test's name alone."""
     digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
@@ -125,11 +133,7 @@ class SimPlugin:
         return f"sim: simulated time{mode}, seed {self.seed} (--sim-seed {self.seed} replays this run)"
 
     def replay_command(self, item):
-        # The running interpreter, relative to the folder node ids are relative to: pasted
-        # there, the venv's python has pytest and msgpack, where a bare python3 may not.
-        exe, root = sys.executable, str(self.config.rootpath)
-        python = os.path.relpath(exe, root) if exe.startswith(root + os.sep) else exe
-        args = [python, "-m", "pytest", item.nodeid, "--sim", "--sim-seed", str(self.seed)]
+        args = [python_command(self.config.rootpath), "-m", "pytest", item.nodeid, "--sim", "--sim-seed", str(self.seed)]
         if self.preempt:
             args.append("--sim-preempt")
         if self.config.getoption("race", False):

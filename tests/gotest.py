@@ -213,6 +213,7 @@ class Watch:
         text = (
             f"{nodeid} did not end within the whole-test limit of {self.limit:g} s "
             f"(--test-timeout; go test ends a binary after 10 minutes and prints every goroutine).\n"
+            f"{self.sim_hint(nodeid)}"
             f"The stacks of all threads at the limit:\n\n{format_stacks()}"
         )
         note(f"{nodeid} reached the whole-test limit of {self.limit:g} s; failing it")
@@ -228,6 +229,16 @@ class Watch:
             stuck = self.nodeid == nodeid and not self.closed
         if stuck:
             self.abort(nodeid, grace)
+
+    def sim_hint(self, nodeid):
+        """How to see the same hang in seconds: simulated time reports a deadlock at once,
+        with what each thread waits for, and counts the limit in virtual seconds."""
+        if self.config.pluginmanager.get_plugin("sim") is not None:
+            return ""
+        from sim.pytest_plugin import python_command  # here: a plugin module, loaded after us
+
+        python = python_command(self.config.rootpath)
+        return f"To see it in seconds, run it on simulated time: {python} -m pytest {nodeid} --sim\n"
 
     def abort(self, nodeid, grace):
         """The test is stuck past its limit and grace: print everything and exit, like Go."""

@@ -113,6 +113,7 @@ def test_deadlocked_applier_fails_at_the_whole_test_limit_with_every_stack():
     assert rc == 1, out
     assert "1 failed" in out, out
     assert "TestSnapshotBasic2D did not end within the whole-test limit of 5 s" in out, out
+    assert re.search(r"To see it in seconds, run it on simulated time: \S+ -m pytest \S+TestSnapshotBasic2D --sim\n", out), out
     assert "Thread MainThread (main):" in out, out
     assert re.search(r"(Thread raft\d-applier|\d+ threads like this: raft\*-applier):", out), out
     assert re.search(r"(Thread config-applier-\d|\d+ threads like this: config-applier-\*):(\n .*)*\n    with self\.mu:", out), out
