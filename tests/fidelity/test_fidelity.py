@@ -48,6 +48,7 @@ RAFT = "tests/raft/test_raft.py::"
 # ---- 1. an exception in any thread fails the test ----
 
 
+@pytest.mark.needs_lab
 def test_raising_requestvote_handler_fails_the_test():
     rc, out = run_pytest([RAFT + "TestInitialElection2A"], plant="raising_requestvote")
     assert rc == 1, out
@@ -62,12 +63,14 @@ def test_raising_requestvote_handler_fails_the_test():
     assert "expected one leader" not in out, out
 
 
+@pytest.mark.needs_lab
 def test_raising_appendentries_handler_fails_the_test():
     rc, out = run_pytest([RAFT + "TestBasicAgree2B"], plant="raising_appendentries")
     assert rc == 1, out
     assert "Raft.AppendEntries" in out and "IndexError: planted" in out, out
 
 
+@pytest.mark.needs_lab
 def test_raising_ticker_fails_the_test_and_leaves_no_thread():
     rc, out = run_pytest([RAFT + "TestBasicAgree2B"], plant="raising_ticker")
     assert rc == 1, out
@@ -87,6 +90,7 @@ def test_selection_that_matches_nothing_is_named():
     assert rc == 0 and "no test matches" not in out, out
 
 
+@pytest.mark.needs_lab
 def test_thread_that_ignores_kill_is_named_after_passed():
     rc, out = run_pytest([RAFT + "TestBasicAgree2B"], plant="forgetful_thread")
     assert rc == 1, out
@@ -96,6 +100,7 @@ def test_thread_that_ignores_kill_is_named_after_passed():
     assert "a thread that does not check killed()" in out, out
 
 
+@pytest.mark.needs_lab
 def test_leftover_threads_are_named_when_the_test_fails_otherwise():
     rc, out = run_pytest([RAFT + "TestBasicAgree2B"], plant="raising_appendentries,forgetful_thread")
     assert rc == 1, out
@@ -107,6 +112,7 @@ def test_leftover_threads_are_named_when_the_test_fails_otherwise():
 # ---- 2. a hang fails instead of hanging forever ----
 
 
+@pytest.mark.needs_lab
 def test_deadlocked_applier_fails_at_the_whole_test_limit_with_every_stack():
     # The applier sends on applyCh holding mu; the tester's applier calls Snapshot.
     rc, out = run_pytest(["--test-timeout", "5", RAFT + "TestSnapshotBasic2D"], plant="applier_holds_mu")
@@ -121,6 +127,7 @@ def test_deadlocked_applier_fails_at_the_whole_test_limit_with_every_stack():
     assert "still running" not in out and "aborting the test run" not in out, out
 
 
+@pytest.mark.needs_lab
 def test_stuck_teardown_aborts_the_run_with_every_stack():
     rc, out = run_pytest(["--test-timeout", "2", RAFT + "TestInitialElection2A"], plant="kill_hangs")
     assert rc == 1, out
@@ -133,6 +140,7 @@ def test_stuck_teardown_aborts_the_run_with_every_stack():
 # ---- 3. a reused reply shows stale fields, as with gob ----
 
 
+@pytest.mark.needs_lab
 def test_raft_reusing_its_replies_fails():
     # A rejection's Success=False is the zero value, not sent: the leader reads a
     # stale True, does not back up, and commits what followers do not hold.

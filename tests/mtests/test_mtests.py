@@ -397,14 +397,16 @@ def test_timeout_kills_hanging_run(tmp_path):
     # TestHang1X never ends: mtests.py returns (within run_mtests's limit) only by killing it
     out = tmp_path / "out"
     pidfile = tmp_path / "pids"
-    r = run_mtests("-n", "1", "--timeout", "2s", "-o", str(out), "Hang",
+    # 10 s: the run must get past pytest's start-up, which takes seconds on a loaded machine
+    # (with 2 s, this test failed once in a student export run while the machine was loaded).
+    r = run_mtests("-n", "1", "--timeout", "10s", "-o", str(out), "Hang",
                    env_extra={"MTESTS_SAMPLE_PIDFILE": str(pidfile)})
     assert r.returncode == 1, r.stdout + r.stderr
     assert table_rows(r.stdout) == {"TestHang1X": (1, 1)}
-    assert "FAIL TestHang1X iteration 1 (timed out after 2.00s" in r.stdout
+    assert "FAIL TestHang1X iteration 1 (timed out after 10.00s" in r.stdout
     log = (out / "TestHang1X_1.log").read_text()
     assert "sample: hanging" in log
-    assert "iteration 1: killed after the 2.00s timeout" in log
+    assert "iteration 1: killed after the 10.00s timeout" in log
     pid = int(pidfile.read_text().split()[0])
     assert wait_dead(pid), "the hanging run survived its timeout"
 

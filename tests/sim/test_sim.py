@@ -240,6 +240,7 @@ def test_an_exception_in_a_thread_fails_the_test_under_sim(tmp_path):
     assert LIMIT not in out, out
 
 
+@pytest.mark.needs_lab
 def test_a_hung_raft_fails_at_the_limit_in_virtual_time(tmp_path):
     # The fidelity plant: the applier sends on applyCh holding mu while the tester's
     # apply loop calls Snapshot.  Threads still poll with timeouts, so it is no
