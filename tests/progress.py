@@ -10,9 +10,10 @@ with a line of its own:
     tests/raft/test_raft.py: 28 passed in 5m12s
 """
 
-import time
-
 import pytest
+
+# Real seconds: under --sim, time.monotonic is the virtual clock, which each test restarts.
+from sim.realtime import monotonic
 
 
 def pytest_configure(config):
@@ -67,9 +68,9 @@ class _Progress:
     def pytest_runtest_protocol(self, item, nextitem):
         path = item.nodeid.split("::", 1)[0]
         if path != self.file:
-            self.file, self.start, self.counts = path, time.monotonic(), {}
+            self.file, self.start, self.counts = path, monotonic(), {}
         yield
         if nextitem is None or nextitem.nodeid.split("::", 1)[0] != path:
             order = ("passed", "failed", "error", "skipped")
             summary = ", ".join(f"{self.counts[k]} {k}" for k in order if self.counts.get(k))
-            self._write(f"{path}: {summary or 'nothing run'} in {_elapsed(time.monotonic() - self.start)}")
+            self._write(f"{path}: {summary or 'nothing run'} in {_elapsed(monotonic() - self.start)}")
