@@ -347,8 +347,9 @@ class ClusterRunner(mtests.Runner):
     # --- the runs
 
     def where(self) -> str:
-        return (f"{len(self._seen_workers)} Dask worker{'s' * (len(self._seen_workers) != 1)} "
-                f"({self.threads} threads) at {self.address}, {self.workers} runs handed out at once")
+        n = len(self._seen_workers)
+        return (f"{n} Dask worker{'s' * (n != 1)} ({self.threads} thread{'s' * (self.threads != 1)}) "
+                f"at {self.address}, {self.workers} runs handed out at once")
 
     def _spec(self, case: mtests.TestCase, iteration: int, seed: int | None) -> dict:
         return {
