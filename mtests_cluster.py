@@ -264,19 +264,17 @@ class ClusterRunner(mtests.Runner):
         self.versions = local_versions()
         self.futures: dict[str, object] = {}  # key -> future of the runs handed out
         self.done_by: dict[str, int] = {}  # worker -> runs it finished
-        self.lost = 0  # runs a lost connection cancelled
-        self.refused: list[str] = []
-        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
-        self.threads = threads
+        nthreads = client.nthreads()  # worker -> threads, of every worker
+        self.threads = sum(nthreads.values())
         # Twice the cluster's threads by default: each thread has its next run queued, and a
         # worker that joins later finds runs waiting.
-        self.workers = in_flight or max(2, 2 * threads)
+        self.workers = in_flight or max(2, 2 * self.threads)
         self.plugin = None
         self.zip_name = ""
         self.tree = ""
         self.shared_root = str(mtests.ROOT) if shared else None
         self._where = (-WHERE_INTERVAL, "", 0)  # polled at, per-worker text, runs running
-        self._seen_workers: set[str] = set(client.scheduler_info()["workers"])
+        self._seen_workers: set[str] = set(nthreads)
 
     # --- connection and upload
 
@@ -378,15 +376,15 @@ class ClusterRunner(mtests.Runner):
             r = {"worker": "?", "refused": None, "returncode": None, "duration": 0.0,
                  "timed_out": False, "interrupted": False, "files": {},
                  "log": f"--- mtests: {case.nodeid} iteration {iteration}: {e}\n".encode()}
-        except Exception as e:  # cancelled: by stop(), or by a lost scheduler
+        except Exception as e:  # cancelled: by stop(), or by a lost scheduler, which ends it all
             with self.lock:
                 if not self.stopping:
-                    self.lost += 1
-                    self.messages.append(f"mtests: {case.label} iteration {iteration} lost: {e!r}")
+                    self.stopping = True
+                    self.messages.append(f"mtests: {case.label} iteration {iteration} lost "
+                                         f"({e!r}): stopping")
             return None
         if r["refused"]:
             with self.lock:
-                self.refused.append(r["refused"])
                 self.messages.append(f"mtests: {refusal([r['refused']])}")
             self.stop()
             return None
@@ -434,8 +432,7 @@ class ClusterRunner(mtests.Runner):
             return
         try:
             processing = self.client.processing()
-            threads = {w: i.get("nthreads", 1)
-                       for w, i in self.client.scheduler_info()["workers"].items()}
+            threads = self.client.nthreads()
         except Exception:  # the scheduler is out of reach: the last line stands
             return
         # A worker is sent a little more than it has threads for (Dask's worker-saturation).

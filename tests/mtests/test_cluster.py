@@ -50,6 +50,21 @@ class Cluster:
         ]
         self.address = self._wait_for_workers(file)
 
+    def reset_state(self) -> Path:
+        """Clear what earlier runs of the planted tests left; the file of held runs' pids."""
+        for p in self.state.iterdir():
+            p.unlink()
+        return self.state / "held"
+
+    def held_pids(self, proc: subprocess.Popen, count: int) -> list[int]:
+        """The pids of the first ``count`` held runs, once they are all running."""
+        held = self.state / "held"
+        deadline = time.monotonic() + START_LIMIT
+        while not held.exists() or len(held.read_text().split()) < count:
+            assert time.monotonic() < deadline and proc.poll() is None, self.logs()
+            time.sleep(0.05)
+        return [int(p) for p in held.read_text().split()[:count]]
+
     def _start(self, name: str, *args: str) -> subprocess.Popen:
         with open(self.base / f"{name}.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "dask", *args], cwd=self.base,
@@ -137,8 +152,7 @@ def test_all_pass_under_sim_and_race(cluster, tmp_path):
 
 def test_a_run_past_its_timeout_is_killed_on_its_worker(cluster, tmp_path):
     out = tmp_path / "out"
-    held = cluster.state / "held"
-    held.unlink(missing_ok=True)
+    held = cluster.reset_state()
     r = cluster.mtests("--path", str(SAMPLES / "cluster_cases.py"), "-n", "1", "--timeout",
                        "10s", "-o", str(out), "Held3Z")
     assert r.returncode == 1, r.stdout + r.stderr + cluster.logs()
@@ -147,7 +161,46 @@ def test_a_run_past_its_timeout_is_killed_on_its_worker(cluster, tmp_path):
     assert "killed after the 10.00s timeout" in (out / "TestHeld3Z_1.log").read_text()
     pid = int(held.read_text().split()[0])
     assert wait_dead(pid), "the run outlived its timeout on the worker"
-    (cluster.state / "started-1").unlink()
+
+
+def test_ctrl_c_prints_the_table_and_kills_the_runs_on_the_workers(cluster, tmp_path):
+    cluster.reset_state()
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "mtests.py"), "--scheduler", cluster.address, "--path",
+         str(SAMPLES / "cluster_cases.py"), "-n", "2", "--timeout", "5m", "-o", str(out),
+         "Held3Z"],
+        cwd=ROOT, env=sample_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        pids = cluster.held_pids(proc, 2)  # one on each worker, held until killed
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stdout + stderr
+    assert "Interrupted: 0 of 2 runs finished." in stdout
+    assert table_rows(stdout) == {"TestHeld3Z": (0, 0)}
+    for pid in pids:
+        assert wait_dead(pid), f"run {pid} outlived the interrupted mtests on its worker"
+    assert list(out.iterdir()) == []
+
+
+def test_a_worker_that_joined_after_the_check_refuses_runs(cluster, monkeypatch, capsys):
+    # The check at connect is skipped, as for a worker that joins later: the worker compares
+    # the versions every run carries (here a planted msgpack of the client's) with its own.
+    real = mtests_cluster.local_versions
+    monkeypatch.setattr(mtests_cluster, "check_workers", lambda client: None)
+    monkeypatch.setattr(mtests_cluster, "local_versions",
+                        lambda: {**real(), "msgpack": "0.0.planted"})
+    assert mtests.main(["--scheduler", cluster.address, "--path",
+                        str(SAMPLES / "sample_cases.py"), "-n", "1", "Pass1X"]) == mtests.EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "mtests: refused: worker tcp://127.0.0.1:" in out, out
+    assert "this client msgpack 0.0.planted" in out
+    assert table_rows(out) == {"TestPass1X": (0, 0)}
 
 
 def test_a_worker_killed_mid_run_has_its_run_retried_and_counted_once(tmp_path):
@@ -161,14 +214,9 @@ def test_a_worker_killed_mid_run_has_its_run_retried_and_counted_once(tmp_path):
             cwd=ROOT, env=sample_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         try:
-            held = c.state / "held"
-            deadline = time.monotonic() + START_LIMIT
-            while not held.exists() or len(held.read_text().split()) < 2:
-                assert time.monotonic() < deadline and proc.poll() is None, c.logs()
-                time.sleep(0.05)
             # both iterations are held, one on each worker (one thread each): kill the worker
             # of the first, then release the other
-            victim_run = int(held.read_text().split()[0])
+            victim_run = c.held_pids(proc, 2)[0]
             with open(f"/proc/{victim_run}/stat") as f:
                 parent = int(f.read().split(") ")[1].split()[1])
             victim = next(w for w in c.workers if w.pid == parent)
