@@ -6,6 +6,7 @@ groups, all stopped at the end with whatever they started.  The runs are the pla
 tests/mtests/sample/ (sample_cases.py, cluster_cases.py).
 """
 
+import contextlib
 import io
 import json
 import os
@@ -104,6 +105,20 @@ class Cluster:
             cwd=ROOT, env=sample_env(), stdin=subprocess.DEVNULL, capture_output=True,
             text=True, timeout=timeout)
 
+    @contextlib.contextmanager
+    def mtests_running(self, *args: str):
+        """mtests.py in the background, killed at the end of the block if still running."""
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "mtests.py"), "--scheduler", self.address, *args],
+            cwd=ROOT, env=sample_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
@@ -166,20 +181,11 @@ def test_a_run_past_its_timeout_is_killed_on_its_worker(cluster, tmp_path):
 def test_ctrl_c_prints_the_table_and_kills_the_runs_on_the_workers(cluster, tmp_path):
     cluster.reset_state()
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "mtests.py"), "--scheduler", cluster.address, "--path",
-         str(SAMPLES / "cluster_cases.py"), "-n", "2", "--timeout", "5m", "-o", str(out),
-         "Held3Z"],
-        cwd=ROOT, env=sample_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
-    try:
+    with cluster.mtests_running("--path", str(SAMPLES / "cluster_cases.py"), "-n", "2",
+                                "--timeout", "5m", "-o", str(out), "Held3Z") as proc:
         pids = cluster.held_pids(proc, 2)  # one on each worker, held until killed
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stdout + stderr
     assert "Interrupted: 0 of 2 runs finished." in stdout
     assert table_rows(stdout) == {"TestHeld3Z": (0, 0)}
@@ -207,13 +213,8 @@ def test_a_worker_killed_mid_run_has_its_run_retried_and_counted_once(tmp_path):
     c = Cluster(tmp_path / "cluster")
     try:
         out = tmp_path / "out"
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "mtests.py"), "--scheduler", c.address, "--path",
-             str(SAMPLES / "cluster_cases.py"), "-n", "2", "-a", "--timeout", "2m", "-o",
-             str(out), "Held3Z"],
-            cwd=ROOT, env=sample_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        try:
+        with c.mtests_running("--path", str(SAMPLES / "cluster_cases.py"), "-n", "2", "-a",
+                              "--timeout", "2m", "-o", str(out), "Held3Z") as proc:
             # both iterations are held, one on each worker (one thread each): kill the worker
             # of the first, then release the other
             victim_run = c.held_pids(proc, 2)[0]
@@ -223,7 +224,8 @@ def test_a_worker_killed_mid_run_has_its_run_retried_and_counted_once(tmp_path):
             victim.kill()
             victim.wait()
             assert wait_dead(victim_run), "the run outlived its worker"
-            # mtests says so (and its retry, which has started or will, is held no more)
+            # once mtests has seen the worker go, release the other run: the surviving worker
+            # then takes the retry, which passes at once
             seen = []
             while not any("left; Dask hands its runs to the others" in ln for ln in seen):
                 line = proc.stdout.readline()
@@ -232,10 +234,6 @@ def test_a_worker_killed_mid_run_has_its_run_retried_and_counted_once(tmp_path):
             (c.state / "release").touch()
             stdout, stderr = proc.communicate(timeout=300)
             stdout = "".join(seen) + stdout
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         assert proc.returncode == 0, stdout + stderr + c.logs()
         assert table_rows(stdout) == {"TestHeld3Z": (0, 2)}  # not 3
         assert "0 of 2 runs failed" in stdout
