@@ -50,6 +50,8 @@ CHECKED_PACKAGES = ("msgpack",)
 WORKER_WAIT = 30.0
 # How often (seconds) the progress line asks the scheduler where the runs are.
 WHERE_INTERVAL = 1.0
+# Workers named on the progress line; the others are counted.
+MAX_WORKERS_SHOWN = 8
 # Folders never shipped when the tree is not a git checkout.
 _SKIPPED_DIRS = ("__pycache__", "build", "dist", "mtests-out", "test-out")
 _TREE_PREFIX = "tree/"  # inside the zip; not a package, so the upload does not import it
@@ -136,7 +138,9 @@ def build_zip(root: Path, with_tree: bool) -> bytes:
 # Kept across the reload that every upload does: a run started before it can still be killed.
 _runs: dict[str, set[int]] = globals().get("_runs", {})  # mtests session token -> run pids
 _killed: set[int] = globals().get("_killed", set())
+_stopped: set[str] = globals().get("_stopped", set())  # sessions whose runs must not start
 _lock: threading.Lock = globals().get("_lock") or threading.Lock()
+_unpack_lock: threading.Lock = globals().get("_unpack_lock") or threading.Lock()
 
 # On Linux the run's parent death signal is its worker's death: a worker killed mid-run leaves
 # no run behind.  Set in the child before it becomes pytest (preexec_fn is unsafe in a
@@ -165,7 +169,7 @@ def _tree_root(spec: dict) -> Path:
         return root
     local = Path(_worker().local_directory)
     root = local / f"mtests-tree-{spec['tree']}"
-    with _lock:
+    with _unpack_lock:
         if not root.is_dir():
             tmp = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=local))
             with zipfile.ZipFile(local / spec["zip_name"]) as z:
@@ -205,6 +209,9 @@ def _run(spec: dict, root: Path, rundir: Path, worker: str) -> dict:
     log = rundir / "run.log"
     with open(log, "wb") as out:
         with _lock:
+            if spec["token"] in _stopped:  # a task that began as its session was interrupted
+                return {"worker": worker, "refused": None, "returncode": None, "duration": 0.0,
+                        "timed_out": False, "interrupted": True, "log": None, "files": {}}
             start = time.monotonic()
             proc = subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
@@ -241,6 +248,7 @@ def _run(spec: dict, root: Path, rundir: Path, worker: str) -> dict:
 def kill_runs(token: str) -> int:
     """Kill the runs of one mtests session on this worker (it was interrupted)."""
     with _lock:
+        _stopped.add(token)
         pids = _runs.pop(token, set())
         _killed.update(pids)
     for pid in pids:
@@ -443,8 +451,11 @@ class ClusterRunner(mtests.Runner):
                 self.messages.append(f"mtests: worker {gone} left; Dask hands its runs to the others")
             self._seen_workers = set(running)
             done = dict(self.done_by)
+        shown = sorted(set(done) | set(running))
         text = "; ".join(f"{w.split('://')[-1]} {done.get(w, 0)} done, {running.get(w, 0)} running"
-                         for w in sorted(set(done) | set(running)))
+                         for w in shown[:MAX_WORKERS_SHOWN])
+        if len(shown) > MAX_WORKERS_SHOWN:
+            text += f"; {len(shown) - MAX_WORKERS_SHOWN} more workers"
         self._where = (now, text or "no worker", sum(running.values()))
 
 
