@@ -150,6 +150,13 @@ def test_runs_on_the_workers_count_fail_and_bring_logs_back(cluster, tmp_path):
     assert "even iteration 2" in (out / "TestFlaky1X_2.log").read_text()
     assert (out / "page-2.html").read_text() == "sample: page\n"
     assert "FAIL TestPage3Z iteration 2 (exit status 1, " in r.stdout
+    # the uploaded tree is not left registered for the workers to come
+    from distributed import Client
+
+    with Client(cluster.address, timeout="30s", set_as_default=False) as client:
+        plugins = client.run_on_scheduler(
+            lambda dask_scheduler: [*dask_scheduler.worker_plugins, *dask_scheduler.plugins])
+    assert not [p for p in plugins if "mtests" in p], plugins
 
 
 def test_all_pass_under_sim_and_race(cluster, tmp_path):
@@ -163,6 +170,18 @@ def test_all_pass_under_sim_and_race(cluster, tmp_path):
     log = (out / "TestVerbose2Y_2.log").read_text()
     assert "sample: VERBOSE=1\n" in log
     assert "--race --sim --sim-seed 7 tests/mtests/sample/sample_cases.py::TestVerbose2Y" in log
+
+
+def test_shared_tree_runs_the_project_in_place(cluster, tmp_path):
+    # The workers are on this machine, so they share its filesystem.
+    out = tmp_path / "out"
+    r = cluster.mtests("--shared-tree", "--path", str(SAMPLES / "cluster_cases.py"), "-n", "1",
+                       "-o", str(out), "Page3Z")
+    assert r.returncode == 1, r.stdout + r.stderr + cluster.logs()
+    assert table_rows(r.stdout) == {"TestPage3Z": (1, 1)}
+    log = (out / "TestPage3Z_1.log").read_text()
+    assert f"sample: ran in {ROOT}\n" in log and "/mtests-tree-" not in log
+    assert (out / "page-1.html").exists()
 
 
 def test_a_run_past_its_timeout_is_killed_on_its_worker(cluster, tmp_path):
