@@ -51,6 +51,10 @@ class Cluster:
         ]
         self.address = self._wait_for_workers(file)
 
+    def _held(self) -> list[int]:
+        held = self.state / "held"
+        return [int(pid) for pid in held.read_text().split()] if held.exists() else []
+
     def reset_state(self) -> Path:
         """Clear what earlier runs of the planted tests left; the file of held runs' pids."""
         for p in self.state.iterdir():
@@ -59,12 +63,11 @@ class Cluster:
 
     def held_pids(self, proc: subprocess.Popen, count: int) -> list[int]:
         """The pids of the first ``count`` held runs, once they are all running."""
-        held = self.state / "held"
         deadline = time.monotonic() + START_LIMIT
-        while not held.exists() or len(held.read_text().split()) < count:
+        while len(self._held()) < count:
             assert time.monotonic() < deadline and proc.poll() is None, self.logs()
             time.sleep(0.05)
-        return [int(p) for p in held.read_text().split()[:count]]
+        return self._held()[:count]
 
     def _start(self, name: str, *args: str) -> subprocess.Popen:
         with open(self.base / f"{name}.log", "wb") as log:
@@ -91,10 +94,12 @@ class Cluster:
         return address
 
     def stop(self) -> None:
-        for p in self.procs:
+        # the held runs too, each in its own group, should a failed test have left one
+        groups = [p.pid for p in self.procs] + [pid for pid in self._held() if _is_held_run(pid)]
+        for pid in groups:
             try:
-                os.killpg(p.pid, signal.SIGKILL)  # with all it started
-            except ProcessLookupError:
+                os.killpg(pid, signal.SIGKILL)  # with all it started
+            except (ProcessLookupError, PermissionError):
                 pass
         for p in self.procs:
             p.wait()
@@ -118,6 +123,15 @@ class Cluster:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+
+
+def _is_held_run(pid: int) -> bool:
+    """Whether pid is still a run of TestHeld3Z (and not a process that took its number)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"cluster_cases.py::TestHeld3Z" in f.read()
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
