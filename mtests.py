@@ -3,6 +3,7 @@
 
     python3 mtests.py [--timeout 5m] [--workers 2] [-n 10] [-o mtests-out] [-v] [-a]
                       [--race] [--sim] [--sim-seed N] [--sim-preempt]
+                      [--scheduler tcp://HOST:PORT [--shared-tree]]
                       [--pytest-args=ARGS] PATTERN...
 
 Test functions are collected with ``pytest --collect-only`` (under ``tests/`` unless
@@ -12,7 +13,8 @@ name, so ``2A``, ``TestBackup2B`` and ``'Snapshot.*3B'`` all work.  A PATTERN th
 word also selects the tests carrying the pytest marker of that name, so ``4A`` finds the shard
 controller's TestBasic and TestMulti, whose Go names have no part suffix.  Every run is a separate
 ``python -m pytest -x -q -s NODEID`` process in its own process group; the queue holds
-iteration 1 of every selected test, then iteration 2, and so on.
+iteration 1 of every selected test, then iteration 2, and so on.  ``--scheduler`` sends the
+runs to a Dask cluster instead (mtests_cluster.py; everything below holds there too).
 
 A run that fails, or outlives ``--timeout``, counts as failed; its output is kept as
 ``DIR/<Test>_<iteration>.log`` (``-a`` keeps every run's output).  Shortly before a run
@@ -34,7 +36,7 @@ runs' seeds follows the table.  Other options of the plugin, such as
 
 Exit status: 0 when every run passed, 1 when a run failed, 2 on a usage or collection
 error, 130 when interrupted (Ctrl-C prints the table of the runs finished so far).
-Only the standard library is used.
+Only the standard library is used (Dask's distributed too under --scheduler).
 """
 
 from __future__ import annotations
@@ -419,10 +421,14 @@ class Runner:
         return replay_command(r.case.nodeid, self.sim, r.seed, self.pytest_args, self.verbose)
 
     def _env(self, iteration: int) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"  # a killed run must not lose buffered output
-        env["MTESTS_ITERATION"] = str(iteration)
+        env = {**os.environ, **self.run_variables(iteration)}
         env["PYLABS_OUT"] = str(self.outdir)  # files a failing test writes (history pages) go here too
+        return env
+
+    def run_variables(self, iteration: int) -> dict[str, str]:
+        """What mtests sets in a run's environment (a run on a Dask worker gets them too)."""
+        env = {"PYTHONUNBUFFERED": "1"}  # a killed run must not lose buffered output
+        env["MTESTS_ITERATION"] = str(iteration)
         if self.verbose:
             env["VERBOSE"] = str(self.verbose)
         if self.sim:
@@ -526,6 +532,14 @@ class Runner:
             self.wake.set()
 
     # Runs of the main thread.
+    def in_flight(self) -> int:
+        with self.lock:
+            return len(self.running)
+
+    def where(self) -> str:
+        """Where the runs go, for the first line."""
+        return f"{self.workers} worker{'s' * (self.workers != 1)}"
+
     def stop(self) -> None:
         """Stop handing out runs and kill the ones in flight (with their groups)."""
         with self.lock:
@@ -558,7 +572,8 @@ class Runner:
     def _flush(self, progress: "Progress") -> None:
         with self.lock:
             messages, self.messages = self.messages, []
-            snapshot = (self.completed, self.total, self.failed_runs, len(self.running))
+            snapshot = (self.completed, self.total, self.failed_runs)
+        snapshot += (self.in_flight(),)
         for m in messages:
             progress.message(m)
         progress.update(*snapshot)
@@ -649,8 +664,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(several patterns: tests matching any of them)")
     p.add_argument("-n", "--iter", type=int, default=10, metavar="N",
                    help="runs of each test (default 10)")
-    p.add_argument("-w", "--workers", type=int, default=2, metavar="N",
-                   help="runs in parallel (default 2)")
+    p.add_argument("-w", "--workers", type=int, metavar="N",
+                   help="runs in parallel (default 2; with --scheduler, twice the cluster's threads)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="send every run to the Dask cluster of this scheduler (tcp://HOST:8786) "
+                   "instead of local workers; needs the [cluster] extra (see mtests_cluster.py)")
+    p.add_argument("--shared-tree", action="store_true",
+                   help="with --scheduler: the workers see this project at this same path (shared "
+                   "filesystem); without it the working tree is uploaded to them")
     p.add_argument("--timeout", default="5m", metavar="DURATION",
                    help="kill a run after this long, counting it as failed; Go syntax: 90s, "
                    "2m, 1m30s; 0 disables (default 5m)")
@@ -727,8 +748,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, re.error) as e:
         print(f"mtests.py: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    if args.iter < 1 or args.workers < 1:
+    if args.iter < 1 or (args.workers is not None and args.workers < 1):
         print("mtests.py: error: -n and --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if args.shared_tree and not args.scheduler:
+        print("mtests.py: error: --shared-tree goes with --scheduler", file=sys.stderr)
         return EXIT_USAGE
     missing = missing_modules()
     if missing:
@@ -767,8 +791,19 @@ def main(argv: list[str] | None = None) -> int:
 
     outdir = Path(args.output).resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    runner = Runner(cases, args.iter, args.workers, timeout, outdir, args.archive,
-                    args.verbose, pytest_args, sim)
+    runner_args = (cases, args.iter, args.workers or 2, timeout, outdir, args.archive,
+                   args.verbose, pytest_args, sim)
+    if args.scheduler:
+        import mtests_cluster  # needs the [cluster] extra: only imported when asked for
+
+        try:
+            runner = mtests_cluster.ClusterRunner.connect(args.scheduler, args.shared_tree,
+                                                          args.workers, *runner_args)
+        except mtests_cluster.ClusterError as e:
+            print(f"mtests.py: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        runner = Runner(*runner_args)
     tty = _isatty(out)
     mode = ""
     if sim:
@@ -778,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Running {len(cases)} test{'s' * (len(cases) != 1)} x {args.iter} "
         f"= {runner.total} run{'s' * (runner.total != 1)}, "
-        f"{args.workers} worker{'s' * (args.workers != 1)}, "
+        f"{runner.where()}, "
         f"timeout {format_duration(timeout) if timeout > 0 else 'none'}{mode}, output in {outdir}",
         file=out,
         flush=True,
