@@ -17,6 +17,7 @@ import collections
 import functools
 import reprlib
 import sys
+import threading
 import time
 
 RPC_LIMIT = 150_000
@@ -29,7 +30,20 @@ rpcs = collections.deque(maxlen=RPC_LIMIT)  # [t_sent, endname, server, svcMeth,
 events = collections.deque(maxlen=EVENT_LIMIT)  # [t, what, lane or None, detail...]
 ends = {}  # endname -> [owner lane or None, server it is connected to, when the owner took it]
 counts = collections.Counter()  # what was recorded in all, to say what the rings dropped
-_brief = reprlib.Repr()
+_nesting = threading.local()  # how deep in traced calls each thread is
+
+
+class _Brief(reprlib.Repr):
+    """A short repr without memory addresses, which would differ between two runs of a seed."""
+
+    def repr_instance(self, x, level):
+        name = getattr(x, "__qualname__", None) or getattr(x, "__name__", None)
+        if name is None and hasattr(x, "__func__"):
+            name = x.__func__.__qualname__  # a bound method
+        return name if isinstance(name, str) else f"<{type(x).__name__}>"
+
+
+_brief = _Brief()
 _brief.maxstring = 60
 _brief.maxother = 60
 _brief.maxlist = 8
@@ -160,15 +174,19 @@ def traced(fn):
         if not _on:
             return fn(*args, **kwargs)
         in_flight = sys.exc_info()[1]
-        rec = _event("call", None, name, _args(args[1:], kwargs))  # + [t_end, result] once it returns
+        depth = getattr(_nesting, "depth", 0)
+        rec = _event("call", None, name, _args(args[1:], kwargs), depth)  # + [t_end, result] once it returns
         if in_flight is not None:
             _event("failure", None, _message(in_flight))
+        _nesting.depth = depth + 1
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:
             rec.extend((now(), "raised"))
             _event("failure", None, _message(e))
             raise
+        finally:
+            _nesting.depth = depth
         rec.extend((now(), _brief.repr(result)))
         return result
 

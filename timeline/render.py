@@ -306,17 +306,11 @@ def _periods(events, t_end):
 def _calls(events, t_end):
     """The tester's traced calls: [[t0, t1, depth, name, args, result]]."""
     calls = []
-    stack = []  # t1 of the open calls
     for e in events:
-        if e[1] != "call":
-            continue
-        t0 = e[0]
-        t1 = e[5] if len(e) > 5 else t_end
-        result = e[6] if len(e) > 6 else "(still running)"
-        while stack and stack[-1] <= t0:
-            stack.pop()
-        calls.append([t0, t1, len(stack), e[3], e[4], result])
-        stack.append(t1)
+        if e[1] == "call":
+            t1 = e[6] if len(e) > 6 else t_end
+            result = e[7] if len(e) > 7 else "(still running)"
+            calls.append([e[0], t1, e[5], e[3], e[4], result])
     return calls
 
 
