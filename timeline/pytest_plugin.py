@@ -26,10 +26,23 @@ def pytest_addoption(parser):
     group.addoption("--timeline", choices=("fail", "always", "off"), default="fail",
                     help="fail (default): write the timeline page of each failed lab test; always: of every "
                          "lab test; off: record nothing")
+    group.addoption("--timeline-browser", action="store_true", default=False,
+                    help="also run the tests marked browser, which open pages in headless Chromium "
+                         "(make test-browser); without it they are deselected")
 
 
 def pytest_configure(config):
     config.pluginmanager.register(TimelinePlugin(config), "timeline-pages")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A clean machine has no browser: the browser tests run only when asked for."""
+    if config.getoption("timeline_browser"):
+        return
+    browser = [item for item in items if item.get_closest_marker("browser") is not None]
+    if browser:
+        config.hook.pytest_deselected(items=browser)
+        items[:] = [item for item in items if item.get_closest_marker("browser") is None]
 
 
 def output_dir(config):
