@@ -15,6 +15,7 @@ keeps its last stretch, and the page says what fell out.
 
 import collections
 import functools
+import itertools
 import reprlib
 import sys
 import threading
@@ -29,7 +30,9 @@ _t0 = 0.0
 rpcs = collections.deque(maxlen=RPC_LIMIT)  # [t_sent, endname, server, svcMeth, term, t_delivered, t_replied]
 events = collections.deque(maxlen=EVENT_LIMIT)  # [t, what, lane or None, detail...]
 ends = {}  # endname -> [owner lane or None, server it is connected to, when the owner took it]
-counts = collections.Counter()  # what was recorded in all, to say what the rings dropped
+_rpc_count = itertools.count()  # next() is atomic: how many calls were recorded, kept or not
+_event_count = itertools.count()
+_raft_kind = {}  # svcMeth -> whether its args carry a Raft term
 _nesting = threading.local()  # how deep in traced calls each thread is
 
 
@@ -56,10 +59,11 @@ def now():
 def begin():
     """Start recording a test from empty rings; its time 0 is now."""
     global _on, _t0
+    global _rpc_count, _event_count
     rpcs.clear()
     events.clear()
     ends.clear()
-    counts.clear()
+    _rpc_count, _event_count = itertools.count(), itertools.count()
     _t0 = time.monotonic()
     _on = True
 
@@ -76,6 +80,11 @@ def recording():
     return _on
 
 
+def totals():
+    """(calls, events) recorded since begin(), kept in the rings or not; call once, at the end."""
+    return next(_rpc_count), next(_event_count)
+
+
 def lane(server):
     """The lane of a labrpc server name (raft's 0, shardkv's "server-101-2")."""
     return str(server)
@@ -88,10 +97,13 @@ def rpc_sent(endname, server, svcMeth, args):
     """A call leaves endname for server; returns its record for the two hooks below."""
     if not _on:
         return None
-    term = getattr(args, "Term", None) if svcMeth.rpartition(".")[2] in RAFT_KINDS else None
+    raft = _raft_kind.get(svcMeth)
+    if raft is None:
+        raft = _raft_kind[svcMeth] = svcMeth.rpartition(".")[2] in RAFT_KINDS
+    term = getattr(args, "Term", None) if raft else None
     rec = [now(), endname, server, svcMeth, term if type(term) is int else None, None, None]
     rpcs.append(rec)
-    counts["rpc"] += 1
+    next(_rpc_count)
     return rec
 
 
@@ -196,7 +208,7 @@ def traced(fn):
 def _event(what, where, *detail):
     rec = [now(), what, where, *detail]
     events.append(rec)
-    counts[what] += 1
+    next(_event_count)
     return rec
 
 

@@ -37,7 +37,7 @@ def snapshot(t_end):
         "rpcs": [list(r) for r in list(recorder.rpcs)],
         "events": [list(e) for e in list(recorder.events)],
         "ends": {k: list(v) for k, v in list(recorder.ends.items())},
-        "counts": dict(recorder.counts),
+        "totals": recorder.totals(),
         "t_end": t_end,
     }
 
@@ -316,14 +316,13 @@ def _calls(events, t_end):
 
 def _ring_notes(snap):
     notes = []
-    c = snap["counts"]
-    lost = c.get("rpc", 0) - len(snap["rpcs"])
-    if lost > 0:
-        notes.append(f"the recorder keeps the last {recorder.RPC_LIMIT} RPCs: the first {lost} "
-                     f"of {c['rpc']} are not shown")
-    lost = sum(c.values()) - c.get("rpc", 0) - len(snap["events"])
-    if lost > 0:
-        notes.append(f"the recorder keeps the last {recorder.EVENT_LIMIT} events: the first {lost} are not shown")
+    calls, events = snap["totals"]
+    if calls > len(snap["rpcs"]):
+        notes.append(f"the recorder keeps the last {recorder.RPC_LIMIT} RPCs: the first "
+                     f"{calls - len(snap['rpcs'])} of {calls} are not shown")
+    if events > len(snap["events"]):
+        notes.append(f"the recorder keeps the last {recorder.EVENT_LIMIT} events: the first "
+                     f"{events - len(snap['events'])} of {events} are not shown")
     return notes
 
 
