@@ -78,9 +78,9 @@ class TimelinePlugin:
             return
         links = self.links
 
-        def VisualizePath(model, info, path):
+        def VisualizePath(model, info, path, *args, **kwargs):
             links.append(str(path))
-            return visualize(model, info, path)
+            return visualize(model, info, path, *args, **kwargs)
 
         VisualizePath._timeline = True
         porcupine.VisualizePath = VisualizePath

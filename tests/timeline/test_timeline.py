@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,12 @@ def page_data(html):
     return json.loads(m.group(1))
 
 
-def run_planted(outdir, *extra):
+def run_planted(outdir, *extra, verbose=False):
     """TestInitialElection2A under --sim with the election bug of plants.py; (status, output)."""
     env = dict(os.environ, PYLABS_OUT=str(outdir))
     env.pop("VERBOSE", None)
+    if verbose:
+        env["VERBOSE"] = "1"
     env.pop("MTESTS_ITERATION", None)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "tests.timeline.plants", "--sim", "--sim-seed", "1",
@@ -61,6 +64,53 @@ def test_planted_election_bug_leaves_a_page_per_server(tmp_path):
     rc, out = run_planted(tmp_path / "b")
     assert rc == 1, out
     assert (tmp_path / "b" / page.name).read_bytes() == page.read_bytes()
+
+
+@pytest.mark.needs_lab
+@pytest.mark.realtime
+def test_debug_lines_attach_to_their_servers_lane(tmp_path):
+    rc, out = run_planted(tmp_path, verbose=True)
+    assert rc == 1, out
+    data = page_data((tmp_path / "TestInitialElection2A.timeline.html").read_text())
+    lanes = {i: l["label"] for i, l in enumerate(data["lanes"])}
+    seen = {lanes[lane] for _, lane, _ in data["logs"]}
+    assert seen == {"S0", "S1", "S2"}, seen  # every server logs, and each line is on its lane
+    printed = sorted(re.findall(r"^\d{6} (\w+) (S\d+) (.*)$", out, re.M))
+    on_lanes = sorted((topic, lanes[lane], text) for _, lane, line in data["logs"] for topic, text in [line.split(" ", 1)])
+    assert printed and on_lanes == printed
+
+
+@pytest.mark.realtime
+def test_a_kv_failure_links_porcupines_page(tmp_path):
+    """A test that writes porcupine's page of a history and fails: its timeline links that page."""
+    (tmp_path / "test_kv.py").write_text(textwrap.dedent("""
+        import os
+        import labrpc
+        import porcupine
+        from models.kv import KvInput, KvModel, KvOutput
+
+        def test_kv():
+            net = labrpc.MakeNetwork()
+            net.AddServer(0, labrpc.MakeServer())
+            get = porcupine.Operation(ClientId=0, Input=KvInput(Op=0, Key="k"), Call=0,
+                                      Output=KvOutput(Value="never put"), Return=10)
+            res, info = porcupine.CheckOperationsVerbose(KvModel, [get], 0)
+            porcupine.VisualizePath(KvModel, info, os.path.join(os.environ["PYLABS_OUT"], "history.html"))
+            net.Cleanup()
+            assert res == porcupine.Illegal and False, "planted: not linearizable"
+    """))
+    env = dict(os.environ, PYLABS_OUT=str(tmp_path / "out"))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    (tmp_path / "out").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "timeline.pytest_plugin",
+         "-c", os.devnull, "--rootdir", str(tmp_path), str(tmp_path / "test_kv.py")],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=120,
+    )
+    assert proc.returncode == 1 and "planted: not linearizable" in proc.stdout, proc.stdout
+    html = (tmp_path / "out" / "test_kv.timeline.html").read_text()
+    assert page_data(html)["links"] == [["porcupine's history page: history.html", "history.html"]]
 
 
 # ---- the recorder and the page, on events made up here -------------------------------
