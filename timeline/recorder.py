@@ -147,19 +147,19 @@ def owner(end_list, server):
 def state(server, term, is_leader):
     """A GetState() result the tester saw."""
     if _on:
-        _event("state", lane(server), term, bool(is_leader))
+        _event("state", lane(server), _number(term), bool(is_leader))
 
 
 def start(server, command, index, ok):
     """A Start(command) the tester made, and its answer."""
     if _on:
-        _event("start", lane(server), _brief.repr(command), index, bool(ok))
+        _event("start", lane(server), _brief.repr(command), _number(index), bool(ok))
 
 
 def applied(server, index, snapshot=False):
     """The tester read index off server's apply channel (a snapshot's last index if snapshot)."""
     if _on:
-        _event("applied", lane(server), index, snapshot)
+        _event("applied", lane(server), _number(index), bool(snapshot))
 
 
 def failure(msg):
@@ -203,6 +203,11 @@ def traced(fn):
         return result
 
     return wrapper
+
+
+def _number(x):
+    """An int as it is; anything else a student's code returned, as a short repr."""
+    return x if type(x) is int else _brief.repr(x)
 
 
 def _event(what, where, *detail):

@@ -103,7 +103,8 @@ def _lanes(snap):
         elif e[2] is not None and e[1] != "log":
             names.add(e[2])
     for r in snap["rpcs"]:
-        names.add(str(r[2]))
+        if r[2] is not None:  # None: an end connected to no server
+            names.add(str(r[2]))
     order = {"shardctrler": 0, "servers": 1}
     servers = sorted(names, key=lambda n: (order.get(_group(n), 2), _natural(_group(n)), _natural(n)))
     lanes = [{"id": TESTER, "label": "tester", "group": ""}]
@@ -129,6 +130,8 @@ def build(snap, meta):
     kind_index = {k: i for i, k in enumerate(kinds)}
     arrows = []
     for t, end, server, kind, term, t_del, t_rep in rpcs:
+        if server is None:
+            continue
         frm = (ends.get(end) or [None])[0] or CLIENTS
         arrows.append([t, index[frm], index[str(server)], kind_index[kind], term, t_del, t_rep])
 
@@ -187,10 +190,10 @@ def _roles(servers, events, rpcs, ends, index, t_end):
         elif e[1] == "DeleteServer":
             feed.append((e[0], len(feed), str(e[3]), "down", None, None))
             crashed_at.setdefault(str(e[3]), []).append(e[0])
-        elif e[1] == "state":
+        elif e[1] == "state" and type(e[3]) is int:
             feed.append((e[0], len(feed), e[2], "leader" if e[4] else "notleader", e[3], None))
     for t, end, server, kind, term, t_del, _ in rpcs:
-        if term is None:
+        if term is None or server is None:
             continue
         method = kind.rpartition(".")[2]
         owner = (ends.get(end) or [None])[0]
