@@ -104,7 +104,7 @@ class TimelinePlugin:
             return
         outdir = output_dir(self.config)
         path = outdir / page_name(item.name)
-        meta = {"test": item.nodeid, "mode": self._mode_text(item), "outcome": report.outcome,
+        meta = {"test": item.nodeid, "mode": self._mode_text(), "outcome": report.outcome,
                 "links": [(f"porcupine's history page: {Path(p).name}", self._href(p, outdir)) for p in self.links]}
         try:
             outdir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ class TimelinePlugin:
     def pytest_runtest_teardown(self, item):
         recorder.stop()
 
-    def _mode_text(self, item):
+    def _mode_text(self):
         sim = self.config.pluginmanager.get_plugin("sim")
         if sim is None:
             return "real time"

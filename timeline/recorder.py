@@ -58,8 +58,7 @@ def now():
 
 def begin():
     """Start recording a test from empty rings; its time 0 is now."""
-    global _on, _t0
-    global _rpc_count, _event_count
+    global _on, _t0, _rpc_count, _event_count
     rpcs.clear()
     events.clear()
     ends.clear()
