@@ -329,9 +329,15 @@ def _ring_notes(snap):
     return notes
 
 
+# What _fit drops, in this order, when the page would be too big: the kinds of item there
+# are most of, and that say least alone.
+_CUTTABLE = (("rpcs", "RPC arrows"), ("marks", "Start and GetState marks"), ("calls", "tester's calls"))
+
+
 def _fit(data, room):
-    """Drop the RPC arrows, then the debug lines, farthest from the failure point (or
-    from the end) until the page's data fits in room bytes; say so in data['notes']."""
+    """Drop the debug lines beyond LOG_BUDGET, then the RPC arrows, the marks and the
+    tester's calls, farthest from the failure point (or from the end) first, until the
+    page's data fits in room bytes; say so in data['notes']."""
     center = data["failure"][0] if data["failure"] else data["t_end"]
 
     def size(x):
@@ -341,12 +347,12 @@ def _fit(data, room):
     if size(logs) > LOG_BUDGET:
         data["logs"] = _nearest(logs, center, LOG_BUDGET, size)
         data["notes"].append(_cut_note("debug lines", logs, data["logs"]))
-    rest = dict(data, rpcs=[])
-    budget = room - size(rest)
-    rpcs = data["rpcs"]
-    if size(rpcs) > budget:
-        data["rpcs"] = _nearest(rpcs, center, max(budget, 0), size)
-        data["notes"].append(_cut_note("RPC arrows", rpcs, data["rpcs"]))
+    for key, what in _CUTTABLE:
+        items = data[key]
+        budget = room - size(dict(data, **{key: []})) - 200  # 200: room for this note
+        if size(items) > budget:
+            data[key] = _nearest(items, center, max(budget, 0), size)
+            data["notes"].append(_cut_note(what, items, data[key]))
 
 
 def _nearest(items, center, budget, size):

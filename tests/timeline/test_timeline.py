@@ -221,3 +221,18 @@ def test_the_rings_are_bounded(rec, clock, monkeypatch):
     snap = render.snapshot(1)
     assert render.build(snap, {})["notes"] == [
         f"the recorder keeps the last {recorder.RPC_LIMIT} RPCs: the first 150 of 250 are not shown"]
+
+
+def test_a_page_of_only_getstate_marks_still_fits(rec, clock):
+    """Marks alone over the bound: they are cut too, around the failure."""
+    fake_run(rec, clock, fail=False)
+    for k in range(20_000):
+        clock(3 + k / 1000)
+        rec.state(k % 3, 1, False)
+    rec.failure("failure among the marks")
+    bound = 500_000
+    html = render.render(render.snapshot(30_000_000), {"test": "marks"}, max_bytes=bound)
+    assert len(html.encode()) <= bound
+    data = page_data(html)
+    assert any("Start and GetState marks kept" in n for n in data["notes"]), data["notes"]
+    assert data["rpcs"] == [] and data["failure"][1] == "failure among the marks"
