@@ -16,7 +16,7 @@ TESTS   ?= 2A 2B 2C 2D 3A 3B 4A 4B
 
 .PHONY: install test test-lab2 test-lab3 test-2A test-2B test-2C test-2D test-3A test-3B \
         test-lab4 test-4A test-4B \
-        test-framework test-framework-lab stress bench skeleton clean
+        test-framework test-framework-lab test-browser stress bench skeleton clean
 
 # `make skeleton DEST=dir` needs DEST; say so before anything is installed.
 ifneq ($(filter skeleton,$(MAKECMDGOALS)),)
@@ -47,13 +47,18 @@ test: $(STAMP)
 
 # The framework's own tests pass whatever state the lab is in; the tests of the tools that run
 # the lab's own Raft with a bug planted in it (marker needs_lab) pass once the lab does.
-FRAMEWORK_TESTS := tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity tests/sim tests/progress_plugin
+FRAMEWORK_TESTS := tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity tests/sim tests/progress_plugin tests/timeline
 
 test-framework: $(STAMP)
 	$(PYTEST) -m "not needs_lab" $(FRAMEWORK_TESTS)
 
 test-framework-lab: $(STAMP)
 	$(PYTEST) -m needs_lab $(FRAMEWORK_TESTS)
+
+# Timeline pages in headless Chromium (Debian's package chromium); not part of `make test`,
+# since a clean machine has no browser.  Without Chromium it fails, saying how to install it.
+test-browser: $(STAMP)
+	$(PYTEST) --timeline-browser -m browser tests/timeline
 
 test-lab2: $(STAMP)
 	$(PYTEST) tests/raft

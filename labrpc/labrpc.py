@@ -43,6 +43,7 @@ import typing
 from _thread import allocate_lock
 
 import labgob
+import timeline
 from labgob.labgob import checkDefault, fill
 
 __all__ = [
@@ -101,10 +102,12 @@ class Network:
     def Reliable(self, yes):
         with self.mu:
             self.reliable = bool(yes)
+        timeline.net("Reliable", bool(yes))
 
     def LongReordering(self, yes):
         with self.mu:
             self.longReordering = bool(yes)
+        timeline.net("LongReordering", bool(yes))
 
     def LongDelays(self, yes):
         with self.mu:
@@ -132,6 +135,7 @@ class Network:
             reliable = self.reliable
             longreordering = self.longReordering
             longdelays = self.longDelays
+        rec = timeline.rpc_sent(endname, servername, svcMeth, args)  # None when not recording
 
         if not (enabled and servername is not None and server is not None):
             # Simulate no reply and an eventual timeout.
@@ -164,6 +168,7 @@ class Network:
 
         if call.error is not None:
             raise call.error
+        timeline.rpc_delivered(rec)
         if call.reply is None:
             return False  # the handler raised: the server crashed and never answers
         # The server may have died while the handler ran: then the reply is lost.
@@ -184,6 +189,7 @@ class Network:
         decoded = labgob.decode(reply_bytes)
         checkDefault(reply)
         fill(reply, decoded)
+        timeline.rpc_replied(rec)
         return True
 
     def MakeEnd(self, endname):
@@ -199,20 +205,24 @@ class Network:
     def AddServer(self, servername, rs):
         with self.mu:
             self.servers[servername] = rs
+        timeline.net("AddServer", servername)
 
     def DeleteServer(self, servername):
         with self.mu:
             self.servers[servername] = None
+        timeline.net("DeleteServer", servername)
 
     def Connect(self, endname, servername):
         """Connect a ClientEnd to a server.  A ClientEnd can only be connected once in its lifetime."""
         with self.mu:
             self.connections[endname] = servername
+        timeline.connect(endname, servername)
 
     def Enable(self, endname, enabled):
         """Enable or disable a ClientEnd."""
         with self.mu:
             self.enabled[endname] = bool(enabled)
+        timeline.net("Enable", endname, bool(enabled))
 
     def GetCount(self, servername):
         """The number of RPCs the server has received."""

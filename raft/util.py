@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+import timeline
+
 __all__ = [
     "Chan",
     "DPrintf",
@@ -60,6 +62,7 @@ def DPrintf(topic, server, fmt, *args):
     ms = int((time.monotonic() - _debug_start) * 1000)
     msg = fmt % args if args else fmt
     line = f"{ms:06d} {topic} S{server} {msg}\n"
+    timeline.dprintf(server, topic, msg)  # the line on its server's lane of a timeline page
     with _debug_lock:
         sys.stdout.write(line)
         sys.stdout.flush()

@@ -17,6 +17,7 @@ import traceback
 import pytest
 
 import labrpc
+import timeline
 from kvraft import MakeClerk, StartKVServer
 from persister import MakePersister
 from raft.util import print_line
@@ -114,6 +115,7 @@ class config:
             text = str(exc.msg)
         else:
             text = "".join(traceback.format_exception(exc)).rstrip()
+        timeline.failure(text)
         with self._errors_mu:
             self._errors.append(f"[{threading.current_thread().name}] {text}")
 
@@ -170,6 +172,7 @@ class config:
         if not self.failed() and time.monotonic() - self.start > TEST_TIME_LIMIT:
             pytest.fail("test took longer than 120 seconds")
 
+    @timeline.traced
     def cleanup(self):
         in_flight = sys.exc_info()[0] is not None
         with self.mu:
@@ -260,11 +263,13 @@ class config:
     def All(self):
         return list(range(self.n))
 
+    @timeline.traced
     def ConnectAll(self):
         with self.mu:
             for i in range(self.n):
                 self.connectUnlocked(i, self.All())
 
+    @timeline.traced
     def partition(self, p1, p2):
         """Two groups, each fully connected inside and cut off from the other."""
         with self.mu:
@@ -318,6 +323,7 @@ class config:
         with self.mu:
             self.DisconnectClientUnlocked(ck, from_)
 
+    @timeline.traced
     def ShutdownServer(self, i):
         """Crash server i: isolate it, keep a copy of its persisted state, kill it."""
         self.mu.acquire()
@@ -344,6 +350,7 @@ class config:
         finally:
             self.mu.release()
 
+    @timeline.traced
     def StartServer(self, i):
         """Start (or restart, after ShutdownServer) server i."""
         with self.mu:
@@ -355,6 +362,7 @@ class config:
             for j in range(self.n):
                 ends[j] = self.net.MakeEnd(self.endnames[i][j])
                 self.net.Connect(self.endnames[i][j], j)
+            timeline.owner(ends, i)
 
             # a fresh persister with a copy of the old state, so the old
             # instance cannot overwrite what the new one is given
@@ -375,7 +383,8 @@ class config:
     def Leader(self):
         with self.mu:
             for i in range(self.n):
-                _, is_leader = self.kvservers[i].rf.GetState()
+                term, is_leader = self.kvservers[i].rf.GetState()
+                timeline.state(i, term, is_leader)
                 if is_leader:
                     return True, i
             return False, 0
@@ -399,6 +408,7 @@ class config:
     def rpcTotal(self):
         return self.net.GetTotalCount()
 
+    @timeline.traced
     def begin(self, description):
         """Start a test section: print its title, reset the statistics."""
         print_line(f"{description} ...")
@@ -411,6 +421,7 @@ class config:
         with self._ops_mu:
             self.ops += 1
 
+    @timeline.traced
     def end(self):
         """End a test section that did not fail: print the Passed line."""
         self.checkTimeout()

@@ -23,6 +23,7 @@ import traceback
 
 import pytest
 
+import timeline
 from labgob import DecodeError, NewDecoder, NewEncoder
 from labrpc import MakeNetwork, MakeServer, MakeService
 from persister import MakePersister
@@ -99,6 +100,7 @@ class config:
         with self._failureMu:
             if self.failure is None:
                 self.failure = msg
+                timeline.failure(msg)
         print_line(msg, file=sys.stderr)
 
     def check_failure(self):
@@ -131,6 +133,7 @@ class config:
 
     # ---- servers ----
 
+    @timeline.traced
     def crash1(self, i):
         """Shut down a Raft server but save its persistent state."""
         self.disconnect(i)
@@ -199,6 +202,7 @@ class config:
                 continue  # ignore other types of ApplyMsg
             with self.mu:
                 err_msg, prevok = self.checkLogs(i, m)
+            timeline.applied(i, m.CommandIndex)
             if m.CommandIndex > 1 and not prevok:
                 err_msg = f"server {i} apply out of order {m.CommandIndex}"
             if err_msg != "":
@@ -240,6 +244,7 @@ class config:
             if m.SnapshotValid:
                 with self.mu:
                     err_msg = self.ingestSnap(i, m.Snapshot, m.SnapshotIndex)
+                timeline.applied(i, m.SnapshotIndex, snapshot=True)
             elif m.CommandValid:
                 if m.CommandIndex != self.lastApplied[i] + 1:
                     err_msg = (
@@ -255,6 +260,7 @@ class config:
 
                 with self.mu:
                     self.lastApplied[i] = m.CommandIndex
+                timeline.applied(i, m.CommandIndex)
 
                 if (m.CommandIndex + 1) % SnapShotInterval == 0:
                     w = io.BytesIO()
@@ -270,6 +276,7 @@ class config:
                 self._applyError(i, err_msg)
                 return
 
+    @timeline.traced
     def start1(self, i, applier):
         """Start or restart Raft server i; an existing one is crashed first.
         Fresh end names and a fresh persister isolate the old instance."""
@@ -282,6 +289,7 @@ class config:
         for j in range(self.n):
             ends.append(self.net.MakeEnd(self.endnames[i][j]))
             self.net.Connect(self.endnames[i][j], j)
+        timeline.owner(ends, i)
 
         with self.mu:
             self.lastApplied[i] = 0
@@ -323,6 +331,7 @@ class config:
         if time.monotonic() - self.start > 120:
             pytest.fail("test took longer than 120 seconds")
 
+    @timeline.traced
     def cleanup(self):
         """Shut everything down (Go: `defer cfg.cleanup()`).  When the test is
         already failing, report nothing more."""
@@ -369,6 +378,7 @@ class config:
 
     # ---- network ----
 
+    @timeline.traced
     def connect(self, i):
         """Attach server i to the net."""
         self.connected[i] = True
@@ -385,6 +395,7 @@ class config:
                 endname = self.endnames[j][i]
                 self.net.Enable(endname, True)
 
+    @timeline.traced
     def disconnect(self, i):
         """Detach server i from the net."""
         self.connected[i] = False
@@ -407,17 +418,20 @@ class config:
     def rpcTotal(self):
         return self.net.GetTotalCount()
 
+    @timeline.traced
     def setunreliable(self, unrel):
         self.net.Reliable(not unrel)
 
     def bytesTotal(self):
         return self.net.GetTotalBytes()
 
+    @timeline.traced
     def setlongreordering(self, longrel):
         self.net.LongReordering(longrel)
 
     # ---- checks ----
 
+    @timeline.traced
     def checkOneLeader(self):
         """Check that one connected server thinks it is the leader and that no
         other does; retry a few times in case re-elections are needed."""
@@ -429,6 +443,7 @@ class config:
             for i in range(self.n):
                 if self.connected[i]:
                     term, leader = self.rafts[i].GetState()
+                    timeline.state(i, term, leader)
                     if leader:
                         leaders.setdefault(term, []).append(i)
 
@@ -443,23 +458,27 @@ class config:
                 return leaders[lastTermWithLeader][0]
         pytest.fail("expected one leader, got none")
 
+    @timeline.traced
     def checkTerms(self):
         """Check that all connected servers agree on the term."""
         term = -1
         for i in range(self.n):
             if self.connected[i]:
-                xterm, _ = self.rafts[i].GetState()
+                xterm, xleader = self.rafts[i].GetState()
+                timeline.state(i, xterm, xleader)
                 if term == -1:
                     term = xterm
                 elif term != xterm:
                     pytest.fail("servers disagree on term")
         return term
 
+    @timeline.traced
     def checkNoLeader(self):
         """Check that no connected server thinks it is the leader."""
         for i in range(self.n):
             if self.connected[i]:
-                _, is_leader = self.rafts[i].GetState()
+                term, is_leader = self.rafts[i].GetState()
+                timeline.state(i, term, is_leader)
                 if is_leader:
                     pytest.fail(
                         f"expected no leader among connected servers, but {i} claims to be leader",
@@ -487,6 +506,7 @@ class config:
                 cmd = cmd1
         return count, cmd
 
+    @timeline.traced
     def wait(self, index, n, startTerm):
         """Wait, but not forever, for at least n servers to commit index."""
         to = 0.010
@@ -498,8 +518,9 @@ class config:
             if to < 1.0:
                 to *= 2
             if startTerm > -1:
-                for r in self.rafts:
-                    t, _ = r.GetState()
+                for ri, r in enumerate(self.rafts):
+                    t, leader = r.GetState()
+                    timeline.state(ri, t, leader)
                     if t > startTerm:
                         # someone has moved on; we can no longer be sure to "win".
                         return -1
@@ -508,6 +529,7 @@ class config:
             pytest.fail(f"only {nd} decided for index {index}; wanted {n}")
         return cmd
 
+    @timeline.traced
     def one(self, cmd, expectedServers, retry):
         """A complete agreement on cmd; returns its index.
 
@@ -531,6 +553,7 @@ class config:
                         rf = self.rafts[starts]
                 if rf is not None:
                     index1, _, ok = rf.Start(cmd)
+                    timeline.start(starts, cmd, index1, ok)
                     if ok:
                         index = index1
                         break
@@ -556,6 +579,7 @@ class config:
 
     # ---- begin/end ----
 
+    @timeline.traced
     def begin(self, description):
         """Start a test: print its title and reset the statistics."""
         print_line(f"{description} ...")

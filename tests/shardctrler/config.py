@@ -18,6 +18,7 @@ import traceback
 import pytest
 
 import labrpc
+import timeline
 from persister import MakePersister
 from raft.util import print_line
 from tests.gotest import leftover_threads_message, report_leftover_threads
@@ -99,6 +100,7 @@ class config:
             text = str(exc.msg)
         else:
             text = "".join(traceback.format_exception(exc)).rstrip()
+        timeline.failure(text)
         with self._errors_mu:
             self._errors.append(f"[{threading.current_thread().name}] {text}")
 
@@ -155,6 +157,7 @@ class config:
         if not self.failed() and time.monotonic() - self.start > TEST_TIME_LIMIT:
             pytest.fail("test took longer than 120 seconds")
 
+    @timeline.traced
     def cleanup(self):
         in_flight = sys.exc_info()[0] is not None
         with self.mu:
@@ -236,11 +239,13 @@ class config:
     def All(self):
         return list(range(self.n))
 
+    @timeline.traced
     def ConnectAll(self):
         with self.mu:
             for i in range(self.n):
                 self.connectUnlocked(i, self.All())
 
+    @timeline.traced
     def partition(self, p1, p2):
         """Two groups, each fully connected inside and cut off from the other."""
         with self.mu:
@@ -294,6 +299,7 @@ class config:
         with self.mu:
             self.DisconnectClientUnlocked(ck, from_)
 
+    @timeline.traced
     def ShutdownServer(self, i):
         """Crash server i: isolate it, keep a copy of its persisted state, kill it."""
         self.mu.acquire()
@@ -320,6 +326,7 @@ class config:
         finally:
             self.mu.release()
 
+    @timeline.traced
     def StartServer(self, i):
         """Start (or restart, after ShutdownServer) server i.  Its ends stay
         disabled until connect() or ConnectAll(), as in Go."""
@@ -332,6 +339,7 @@ class config:
             for j in range(self.n):
                 ends[j] = self.net.MakeEnd(self.endnames[i][j])
                 self.net.Connect(self.endnames[i][j], j)
+            timeline.owner(ends, i)
 
             # a fresh persister with a copy of the old state, so the old
             # instance cannot overwrite what the new one is given
@@ -353,7 +361,8 @@ class config:
         with self.mu:
             for i in range(self.n):
                 if self.servers[i] is not None:
-                    _, is_leader = self.servers[i].rf.GetState()
+                    term, is_leader = self.servers[i].rf.GetState()
+                    timeline.state(i, term, is_leader)
                     if is_leader:
                         return True, i
             return False, 0

@@ -19,6 +19,7 @@ import pytest
 
 import labrpc
 import shardctrler
+import timeline
 from persister import MakePersister
 from raft.util import print_line
 from tests.gotest import leftover_threads_message, report_leftover_threads
@@ -126,6 +127,7 @@ class config:
             text = str(exc.msg)
         else:
             text = "".join(traceback.format_exception(exc)).rstrip()
+        timeline.failure(text)
         with self._errors_mu:
             self._errors.append(f"[{threading.current_thread().name}] {text}")
 
@@ -192,6 +194,7 @@ class config:
         if not self.failed() and time.monotonic() - self.start > TEST_TIME_LIMIT:
             pytest.fail("test took longer than 120 seconds")
 
+    @timeline.traced
     def cleanup(self):
         in_flight = sys.exc_info()[0] is not None
         for gi in range(self.ngroups):
@@ -286,6 +289,7 @@ class config:
         with self.mu:
             self.clerks.pop(id(ck), None)
 
+    @timeline.traced
     def ShutdownServer(self, gi, i):
         """Shut down the i'th server of the gi'th group, by isolating it."""
         self.mu.acquire()
@@ -328,6 +332,7 @@ class config:
         for i in range(self.n):
             self.ShutdownServer(gi, i)
 
+    @timeline.traced
     def StartServer(self, gi, i):
         """Start (or restart) the i'th server of the gi'th group."""
         with self.mu:
@@ -350,6 +355,7 @@ class config:
                 mends[j] = self.net.MakeEnd(gg.mendnames[i][j])
                 self.net.Connect(gg.mendnames[i][j], self.ctrlername(j))
                 self.net.Enable(gg.mendnames[i][j], True)
+            timeline.owner(ends + mends, self.servername(gg.gid, i))
 
             # a fresh persister with a copy of the old state, so the old
             # instance cannot overwrite what the new one is given
@@ -374,6 +380,7 @@ class config:
         for i in range(self.n):
             self.StartServer(gi, i)
 
+    @timeline.traced
     def StartCtrlerserver(self, i):
         # ClientEnds to talk to the other controller replicas
         ends = [None] * self.nctrlers
@@ -382,6 +389,7 @@ class config:
             ends[j] = self.net.MakeEnd(endname)
             self.net.Connect(endname, self.ctrlername(j))
             self.net.Enable(endname, True)
+        timeline.owner(ends, self.ctrlername(i))
 
         p = MakePersister()
 
@@ -409,6 +417,7 @@ class config:
         """Tell the controller that a group is joining (gi is a group index, not a gid)."""
         self.joinm([gi])
 
+    @timeline.traced
     def joinm(self, gis):
         m = {}
         for g in gis:
@@ -420,6 +429,7 @@ class config:
         """Tell the controller that a group is leaving."""
         self.leavem([gi])
 
+    @timeline.traced
     def leavem(self, gis):
         gids = [self.groups[g].gid for g in gis]
         self.mck.Leave(gids)
