@@ -6,11 +6,12 @@ A service is a state machine `sm` with
     sm.DoOp(cmd)     apply one committed command; returns (Err, value)
     sm.Snapshot()    its state as one labgob-encodable value (only if it snapshots)
     sm.Restore(st)   take back a state Snapshot() gave; ValueError if st is malformed
+    sm.snapshot_due  (optional) DoOp sets it for a snapshot right after its entry
 and MakeRSM(servers, me, persister, maxraftstate, sm, name, who) gives it a Raft
 peer (rsm.rf) fed by an applier thread (`<name>-applier`), and rsm.Submit(cmd):
 start cmd in Raft and wait until it is applied.  Every entry goes through DoOp in
 log order on every replica; the applier snapshots once Raft's state reaches
-maxraftstate (or when DoOp sets rsm.snapshot_due), and a restarted server, or one
+maxraftstate (or when DoOp sets sm.snapshot_due), and a restarted server, or one
 that gets a leader's snapshot, restores from it.  An exception raised by DoOp ends
 the applier with a note naming the entry (who, index, command), as a Go panic would.
 Duplicate detection is the service's, with fresh() below: its table of the last
@@ -68,7 +69,6 @@ class RSM:
         self.maxraftstate = maxraftstate  # snapshot if the Raft state grows this big (-1: never)
         self.persister = persister
         self.dead = False  # set by Kill()
-        self.snapshot_due = False  # DoOp asks for a snapshot right after its entry
         self.lastApplied = 0
         self._unsnapshotted = 0  # about how many bytes of log entries a snapshot now would free
         self._waiters = {}  # log index -> [_Waiter]
@@ -143,11 +143,13 @@ class RSM:
         # good part of it: an applier far behind Raft (after a restart, or under
         # load) holds a state that is mostly entries it has not applied, and a
         # snapshot per applied entry would only slow it down further.
+        due = getattr(self.sm, "snapshot_due", False)
         if self.maxraftstate >= 0 and (
-            self.snapshot_due
+            due
             or (self.maxraftstate <= self.persister.RaftStateSize() and self._unsnapshotted * 2 >= self.maxraftstate)
         ):
-            self.snapshot_due = False
+            if due:
+                self.sm.snapshot_due = False
             self._unsnapshotted = 0
             self.rf.Snapshot(index, labgob.encode(self.lastApplied) + labgob.encode(self.sm.Snapshot()))
             DPrintf("SNAP", self.me, "%s: snapshot through %d", self.who, index)

@@ -124,8 +124,8 @@ class ShardKV:
         self.noopTerm = -1  # the last term in which this replica started its EmptyOp
 
         name = f"skv{gid}-{me}"
-        with self.mu:  # DoOp uses self.rsm: the applier must wait for it
-            self.rsm = rsm.MakeRSM(servers, me, persister, maxraftstate, self, name, f"shardkv {gid}-{me}")
+        self.snapshot_due = False  # see DoOp
+        self.rsm = rsm.MakeRSM(servers, me, persister, maxraftstate, self, name, f"shardkv {gid}-{me}")
         self.rf = self.rsm.Raft()
         for what, interval, fn in (("poller", POLL_INTERVAL, self._pollConfig),
                                    ("puller", MIGRATE_INTERVAL, self._pullShards),
@@ -319,11 +319,11 @@ class ShardKV:
         if t is Op:
             return self._applyOp(cmd)
         if t is ConfigOp:
-            self.rsm.snapshot_due |= self._applyConfig(cmd.Config)
+            self.snapshot_due |= self._applyConfig(cmd.Config)
         elif t is InsertShardsOp:
             self._applyInsert(cmd)
         elif t is DeleteShardsOp:
-            self.rsm.snapshot_due |= self._applyDelete(cmd)
+            self.snapshot_due |= self._applyDelete(cmd)
         elif t is not EmptyOp:
             raise TypeError(f"shardkv {self.gid}-{self.me}: unknown log entry {cmd!r}")
         return OK, ""
