@@ -1,11 +1,11 @@
-"""`python -m bench [labgob] [labrpc] [kvraft] [porcupine] [sim]`: run the named benchmarks, or all of them."""
+"""`python -m bench [labgob] [labrpc] [kvraft] [persist] [porcupine] [sim]`: run the named benchmarks, or all of them."""
 
 import argparse
 import sys
 
-from bench import kvraft_bench, labgob_bench, labrpc_bench, porcupine_bench, sim_bench
+from bench import kvraft_bench, labgob_bench, labrpc_bench, persist_bench, porcupine_bench, sim_bench
 
-BENCHMARKS = ("labgob", "labrpc", "kvraft", "porcupine", "sim")
+BENCHMARKS = ("labgob", "labrpc", "kvraft", "persist", "porcupine", "sim")
 
 
 def main(argv=None):
@@ -27,6 +27,8 @@ def main(argv=None):
         labrpc_bench.run(args.calls, args.concurrent)
     if "kvraft" in which:
         kvraft_bench.run()
+    if "persist" in which:
+        persist_bench.run()
     if "porcupine" in which:
         porcupine_bench.run()
     if "sim" in which:

@@ -134,20 +134,31 @@ class InstallSnapshotReply:
 
 
 class Log:
-    """The log entries after the snapshot, addressed by Raft index.
+    """The log entries after the snapshot, addressed by Raft index: what etcd's
+    raftLog owns, less the commit index, which stays Raft's (Figure 2).
 
     Entries are [term, command] pairs (lists, the form msgpack gives back, so
     that they travel in AppendEntries without conversion).  The snapshot covers
     every index up to lastIncludedIndex; the log holds lastIncludedIndex + 1 to
-    last_index().  Each entry's labgob encoding is kept beside it, so that
-    persisting a long log costs a join rather than a re-encoding.
+    last_index().  The entries' labgob encodings are kept back to back in one
+    buffer, so that persisting costs in proportion to what changed since the last
+    persist (appends encode only the new entries; truncating and compacting cut
+    the buffer) plus one copy of the state, which the persister takes whole.
     """
 
     def __init__(self, lastIncludedIndex=0, lastIncludedTerm=0):
+        self.reset(lastIncludedIndex, lastIncludedTerm)
+
+    def reset(self, lastIncludedIndex, lastIncludedTerm):
+        """Drop every entry: the log now starts after a snapshot through lastIncludedIndex."""
         self.lastIncludedIndex = lastIncludedIndex
         self.lastIncludedTerm = lastIncludedTerm
         self._entries = []  # index i lives at _entries[i - lastIncludedIndex - 1]
-        self._encoded = []  # labgob bytes of each entry, in step with _entries
+        self._encoded = bytearray()  # the entries' labgob encodings, back to back
+        # Where each entry's encoding ends, counted from the start of a buffer that
+        # never dropped anything: compacting then cuts the front without renumbering.
+        self._ends = []
+        self._front = 0  # the bytes cut from the front of that buffer
 
     @staticmethod
     def well_formed(entries):
@@ -163,6 +174,10 @@ class Log:
                 f"log index {index} outside {self.lastIncludedIndex + 1}..{self.last_index()}"
             )
         return pos
+
+    def _start(self, pos):
+        """Where the encoding of the entry at pos starts in _encoded."""
+        return (self._ends[pos - 1] if pos else self._front) - self._front
 
     def last_index(self):
         return self.lastIncludedIndex + len(self._entries)
@@ -186,33 +201,57 @@ class Log:
         """The commands of entries first..last, both included."""
         return [command for _, command in self._entries[self._pos(first) : self._pos(last) + 1]]
 
+    def is_up_to_date(self, lastIndex, lastTerm):
+        """Is a log ending at (lastIndex, lastTerm) at least as up-to-date as this one?
+        §5.4.1: the log whose last entry has the later term is; with equal last terms,
+        the longer log is."""
+        myTerm = self.last_term()
+        return lastTerm > myTerm or (lastTerm == myTerm and lastIndex >= self.last_index())
+
+    def find_conflict(self, index, entries):
+        """entries are to stand at index, index + 1, ...: the position in entries of
+        the first one this log does not hold (no entry at its index, or one of another
+        term), or len(entries) if it holds them all.  (etcd's findConflict.)"""
+        last = self.last_index()
+        for pos, (term, _) in enumerate(entries):
+            if index + pos > last or self.term(index + pos) != term:
+                return pos
+        return len(entries)
+
     def append(self, entries):
         """Append [term, command] pairs.  An entry labgob cannot encode raises
         TypeError and leaves the log unchanged."""
         encoded = [labgob.encode(entry) for entry in entries]
+        end = self._ends[-1] if self._ends else self._front
+        for e in encoded:
+            end += len(e)
+            self._ends.append(end)
+        self._encoded += b"".join(encoded)
         self._entries.extend(entries)
-        self._encoded.extend(encoded)
 
-    def truncate_from(self, index):
-        """Drop entry index and every entry after it."""
+    def truncate_from(self, index, commitIndex):
+        """Drop entry index and every entry after it.  A committed entry is never
+        dropped (Log Matching and Leader Completeness): asking to is a bug elsewhere,
+        which this refuses to hide."""
+        if index <= commitIndex:
+            raise AssertionError(
+                f"raft log: refusing to truncate from index {index}: "
+                f"entries up to the commit index {commitIndex} are committed"
+            )
         pos = self._pos(index)
+        del self._encoded[self._start(pos):]
+        del self._ends[pos:]
         del self._entries[pos:]
-        del self._encoded[pos:]
 
     def compact_through(self, index):
         """The snapshot now covers index: drop it and the entries before it."""
         pos = self._pos(index)
         self.lastIncludedTerm = self._entries[pos][0]
         self.lastIncludedIndex = index
+        del self._encoded[: self._ends[pos] - self._front]  # cheap: bytearray cuts its front in place
+        self._front = self._ends[pos]
+        del self._ends[: pos + 1]
         del self._entries[: pos + 1]
-        del self._encoded[: pos + 1]
-
-    def reset(self, lastIncludedIndex, lastIncludedTerm):
-        """Drop every entry: the log now starts after a snapshot through lastIncludedIndex."""
-        self.lastIncludedIndex = lastIncludedIndex
-        self.lastIncludedTerm = lastIncludedTerm
-        self._entries = []
-        self._encoded = []
 
     def first_of_term(self, index):
         """The first index of the run of entries of index's term that ends at index
@@ -231,9 +270,9 @@ class Log:
             return index
         return None
 
-    def encoded_entries(self):
-        """The labgob encoding of the list of entries."""
-        return _array_header(len(self._encoded)) + b"".join(self._encoded)
+    def encoded_entries(self, prefix=b""):
+        """prefix, then the labgob encoding of the list of entries: one copy."""
+        return b"".join((prefix, _array_header(len(self._entries)), self._encoded))
 
 
 def _array_header(n):
@@ -338,8 +377,7 @@ class Raft:
         # Not in Figure 2: a committed index, so a restarted peer can re-apply its log
         # before it hears from a leader (any committed index is a safe value).
         e.Encode(self.commitIndex)
-        w.write(self.log.encoded_entries())
-        self.persister.Save(w.getvalue(), self.snapshot)
+        self.persister.Save(self.log.encoded_entries(w.getvalue()), self.snapshot)
         DPrintf("PERS", self.me, "T%d saved vote=%d last=%d", self.currentTerm, self.votedFor, self.log.last_index())
 
     def readPersist(self, data):
@@ -433,7 +471,7 @@ class Raft:
                 return
             # Figure 2, RequestVote receiver 2: grant the vote if votedFor is null or
             # candidateId, and the candidate's log is at least as up-to-date as ours.
-            if self.votedFor in (-1, args.CandidateId) and self._upToDate(args.LastLogIndex, args.LastLogTerm):
+            if self.votedFor in (-1, args.CandidateId) and self.log.is_up_to_date(args.LastLogIndex, args.LastLogTerm):
                 if self.votedFor != args.CandidateId:
                     self.votedFor = args.CandidateId
                     self.persist()
@@ -441,12 +479,6 @@ class Raft:
                 # Figure 2, Rules for Followers 2: granting a vote postpones our own election.
                 self._resetElectionTimer()
                 DPrintf("VOTE", self.me, "T%d granted vote to S%d", self.currentTerm, args.CandidateId)
-
-    def _upToDate(self, lastLogIndex, lastLogTerm):
-        # §5.4.1: the log whose last entry has the later term is more up-to-date; with
-        # equal last terms, the longer log is.
-        myTerm = self.log.last_term()
-        return lastLogTerm > myTerm or (lastLogTerm == myTerm and lastLogIndex >= self.log.last_index())
 
     def _startElection(self):
         """Become a candidate and ask every peer for its vote (caller holds mu)."""
@@ -685,20 +717,18 @@ class Raft:
                 reply.XLen = last + 1
                 return
 
-            index = args.PrevLogIndex
-            for pos, (term, _) in enumerate(args.Entries):
-                index += 1
-                if index <= last:
-                    if self.log.term(index) == term:
-                        continue  # already held: an old (reordered) request must not cut off newer entries
-                    # Figure 2, AppendEntries receiver 3: an existing entry conflicts with a
-                    # new one (same index, different term): delete it and all that follow.
-                    self.log.truncate_from(index)
+            # Figure 2, AppendEntries receiver 3: if an existing entry conflicts with a new
+            # one (same index, different term), delete it and all that follow it.  Entries
+            # already held stay: an old (reordered) request must not cut off newer ones.
+            first = args.PrevLogIndex + 1
+            pos = self.log.find_conflict(first, args.Entries)
+            if pos < len(args.Entries):
+                if first + pos <= last:
+                    self.log.truncate_from(first + pos, self.commitIndex)
                 # Figure 2, AppendEntries receiver 4: append any new entries not already in the log.
                 self.log.append(args.Entries[pos:])
                 self.persist()
                 DPrintf("LOG2", self.me, "T%d appended through %d from S%d", self.currentTerm, self.log.last_index(), args.LeaderId)
-                break
             reply.Success = True
             # Figure 2, AppendEntries receiver 5: if leaderCommit > commitIndex, set
             # commitIndex = min(leaderCommit, index of last new entry).

@@ -14,30 +14,22 @@ rebuilds its configs by replaying the whole log.
 
 import dataclasses
 import threading
-import time
 
 import labgob
-import raft
-from raft.util import naming_entry, refuses
+import rsm
+from raft.util import refuses
 
 from .common import (
     OK,
     Config,
     ErrBadArgs,
     ErrNoGroup,
-    ErrTimeout,
-    ErrWrongLeader,
     NShards,
     check_join_args,
     check_leave_args,
     check_move_args,
     check_query_args,
 )
-
-# How often a waiting handler checks that its Raft still leads in the same term,
-# and how long it waits for its entry before telling the clerk to try elsewhere.
-LEADERSHIP_CHECK_INTERVAL = 0.050
-APPLY_TIMEOUT = 1.0
 
 
 @dataclasses.dataclass
@@ -57,57 +49,30 @@ class Op:
 labgob.RegisterName("shardctrler.Op", Op)
 
 
-class _Waiter:
-    """A handler waiting for the entry it started at some log index."""
-
-    __slots__ = ("op", "done", "err", "config")
-
-    def __init__(self, op):
-        self.op = op
-        self.done = threading.Event()
-        self.err = ErrWrongLeader
-        self.config = None
-
-
 class ShardCtrler:
     def __init__(self, servers, me, persister):
-        self.mu = threading.Lock()
+        self.mu = threading.Lock()  # the applier holds it in DoOp
         self.me = me
-        self.dead = False  # set by Kill()
-        self.applyCh = raft.Chan()
-
         self.configs = [Config()]  # indexed by config number; config 0 has no groups
-        self.lastSeq = {}  # client id -> (SeqNum, Err) of its last Join/Leave/Move applied
-        self.lastApplied = 0
-        self.waiters = {}  # log index -> [_Waiter]
-
-        self.rf = raft.Make(servers, me, persister, self.applyCh)
-        self._applier = threading.Thread(target=self.applier, name=f"ctrler{me}-applier", daemon=True)
-        self._applier.start()
+        self.lastSeq = {}  # client id -> SeqNum of its last Join/Leave/Move applied
+        self.lastErr = {}  # client id -> the Err that request got, for a retry of it
+        self.rsm = rsm.MakeRSM(servers, me, persister, -1, self, f"ctrler{me}", f"shardctrler {me}")
+        self.rf = self.rsm.Raft()
 
     # ---- RPC handlers ---------------------------------------------------------------
 
     def Join(self, args, reply):
-        if self._refused(check_join_args, args, reply):
-            return
-        op = Op("Join", Servers=args.Servers, ClientId=args.ClientId, SeqNum=args.SeqNum)
-        reply.Err, _ = self._submit(op)
-        # Any error, a timeout too, is WrongLeader: a Go-style clerk reads only that field
-        reply.WrongLeader = reply.Err != OK
+        if not self._refused(check_join_args, args, reply):
+            self._submit(Op("Join", Servers=args.Servers), args, reply)
 
     def Leave(self, args, reply):
-        if self._refused(check_leave_args, args, reply):
-            return
-        op = Op("Leave", GIDs=args.GIDs, ClientId=args.ClientId, SeqNum=args.SeqNum)
-        reply.Err, _ = self._submit(op)
-        reply.WrongLeader = reply.Err != OK  # see Join
+        if not self._refused(check_leave_args, args, reply):
+            self._submit(Op("Leave", GIDs=args.GIDs), args, reply)
 
     def Move(self, args, reply):
-        if self._refused(check_move_args, args, reply):
-            return
-        op = Op("Move", Shard=args.Shard, GID=args.GID, ClientId=args.ClientId, SeqNum=args.SeqNum)
-        reply.Err, _ = self._submit(op)  # ErrNoGroup if GID is not a group when applied
-        reply.WrongLeader = reply.Err != OK  # see Join
+        if not self._refused(check_move_args, args, reply):
+            # ErrNoGroup if GID is not a group when the Move is applied
+            self._submit(Op("Move", Shard=args.Shard, GID=args.GID), args, reply)
 
     def Query(self, args, reply):
         if self._refused(check_query_args, args, reply):
@@ -116,10 +81,7 @@ class ShardCtrler:
             if 0 <= args.Num < len(self.configs):
                 reply.Err, reply.Config = OK, self.configs[args.Num]
                 return
-        reply.Err, config = self._submit(Op("Query", Num=args.Num, ClientId=args.ClientId, SeqNum=args.SeqNum))
-        reply.WrongLeader = reply.Err != OK  # see Join
-        if config is not None:
-            reply.Config = config
+        self._submit(Op("Query", Num=args.Num), args, reply)
 
     def _refused(self, check, args, reply):
         """True (and reply filled in) if args has fields of the wrong types, which Go's
@@ -127,85 +89,38 @@ class ShardCtrler:
         applier (see raft.util)."""
         if not refuses(check, args, self.me):
             return False
-        reply.Err, reply.WrongLeader = ErrBadArgs, True  # see Join
+        reply.Err, reply.WrongLeader = ErrBadArgs, True  # see _submit
         return True
 
-    def _submit(self, op):
-        """Start op in Raft and wait until it is applied; returns (Err, Config or None)."""
-        if self.killed():
-            return ErrWrongLeader, None
-        w = _Waiter(op)
-        with self.mu:
-            # Start under mu: the applier takes mu before it looks for the waiters of
-            # an index, so it cannot apply our entry before we are registered.
-            index, term, isLeader = self.rf.Start(op)
-            if not isLeader:
-                return ErrWrongLeader, None
-            self.waiters.setdefault(index, []).append(w)
-        deadline = time.monotonic() + APPLY_TIMEOUT
-        gaveUp = ErrWrongLeader
-        while not w.done.wait(LEADERSHIP_CHECK_INTERVAL):
-            # Lost leadership, or a newer term: our entry may never commit.
-            if self.killed() or self.rf.GetState() != (term, True):
-                break
-            if time.monotonic() >= deadline:
-                gaveUp = ErrTimeout
-                break
-        with self.mu:
-            # The applier fills w under mu, so it either has (done is set) or never will.
-            if w.done.is_set():
-                return w.err, w.config
-            pending = self.waiters.get(index)
-            if pending is not None and w in pending:
-                pending.remove(w)
-                if not pending:
-                    del self.waiters[index]
-        return gaveUp, None
+    def _submit(self, op, args, reply):
+        op.ClientId, op.SeqNum = args.ClientId, args.SeqNum
+        reply.Err, config = self.rsm.Submit(op)
+        # Any error, a timeout too, is WrongLeader: a Go-style clerk reads only that field.
+        reply.WrongLeader = reply.Err != OK
+        if config is not None:
+            reply.Config = config
 
-    # ---- applying the log -------------------------------------------------------------
+    # ---- the state machine (the applier calls DoOp holding mu; it never snapshots) ----------
 
-    def applier(self):
-        # No snapshot ever comes: the controller never calls Snapshot, so Raft
-        # sends only commands.
-        for msg in self.applyCh:
-            if not msg.CommandValid:
-                continue
-            with self.mu:
-                if msg.CommandIndex <= self.lastApplied:
-                    continue
-                self.lastApplied = msg.CommandIndex
-                op = msg.Command
-                with naming_entry(f"shardctrler {self.me}", msg.CommandIndex, op):
-                    err, config = self._apply(op)
-                for w in self.waiters.pop(msg.CommandIndex, ()):
-                    if w.op.ClientId == op.ClientId and w.op.SeqNum == op.SeqNum:
-                        w.err, w.config = err, config
-                    # else: another leader's entry took this index; the clerk retries
-                    w.done.set()
-
-    def _apply(self, op):
-        """Apply op (caller holds mu); returns (Err, Config or None)."""
+    def DoOp(self, op):
+        """Apply op; returns (Err, Config or None)."""
         if op.Kind == "Query":
             if 0 <= op.Num < len(self.configs):
                 return OK, self.configs[op.Num]
             return OK, self.configs[-1]
-        last = self.lastSeq.get(op.ClientId)
-        if last is not None and op.SeqNum <= last[0]:
-            return last[1], None  # a retry of a request already applied
+        if not rsm.fresh(self.lastSeq, op.ClientId, op.SeqNum):
+            return self.lastErr.get(op.ClientId, OK), None  # a retry of a request already applied
         err = OK
-        latest = self.configs[-1]
+        config = self.configs[-1].copy()
         if op.Kind == "Join":
-            config = latest.copy()
             for gid, names in op.Servers.items():
                 config.Groups[gid] = list(names)  # the Op may be shared with Raft's log
             _rebalance(config)
         elif op.Kind == "Leave":
-            config = latest.copy()
             for gid in op.GIDs:
                 config.Groups.pop(gid, None)
             _rebalance(config)
         elif op.Kind == "Move":
-            config = latest.copy()
             if op.GID in config.Groups:
                 config.Shards[op.Shard] = op.GID
             else:
@@ -215,25 +130,17 @@ class ShardCtrler:
         if config is not None:
             config.Num = len(self.configs)
             self.configs.append(config)
-        self.lastSeq[op.ClientId] = (op.SeqNum, err)
+        self.lastErr[op.ClientId] = err
         return err, None
 
     # ---- lifecycle ----------------------------------------------------------------------
 
     def Kill(self):
         """Stop the server and its Raft; every thread they started ends."""
-        self.dead = True
-        self.rf.Kill()
-        # Closing applyCh ends our applier and releases Raft's, which may be blocked sending.
-        self.applyCh.close()
-        with self.mu:
-            for ws in self.waiters.values():
-                for w in ws:
-                    w.done.set()
-            self.waiters.clear()
+        self.rsm.Kill()
 
     def killed(self):
-        return self.dead
+        return self.rsm.killed()
 
     def Raft(self):
         """This server's Raft peer (the shardkv tester needs it)."""

@@ -32,14 +32,11 @@ per other group when they must talk to several groups at once.
 """
 
 import dataclasses
-import io
 import threading
-import time
 
-import labgob
-import raft
+import rsm
 import shardctrler
-from raft.util import DPrintf, Debug, naming_entry, refuses
+from raft.util import DPrintf, Debug, check_str, refuses
 
 from .client import key2shard
 from .common import (
@@ -49,7 +46,6 @@ from .common import (
     ErrBadArgs,
     ErrNoKey,
     ErrNotReady,
-    ErrTimeout,
     ErrWrongGroup,
     ErrWrongLeader,
     PullShardsArgs,
@@ -67,11 +63,6 @@ NShards = shardctrler.NShards
 # says about every 100 ms), and how often it retries pulling and deleting shards.
 POLL_INTERVAL = 0.100
 MIGRATE_INTERVAL = 0.050
-# How often a waiting handler checks that its Raft still leads in the same
-# term, and how long it waits for its entry before telling the caller to retry.
-LEADERSHIP_CHECK_INTERVAL = 0.050
-APPLY_TIMEOUT = 1.0
-
 SERVING, PULLING, BEPULLING, GCING = "Serving", "Pulling", "BePulling", "GCing"
 
 
@@ -114,28 +105,13 @@ class EmptyOp:
     pass
 
 
-class _Waiter:
-    """A handler waiting for the entry it started at some log index."""
-
-    __slots__ = ("cmd", "done", "err", "value")
-
-    def __init__(self, cmd):
-        self.cmd = cmd
-        self.done = threading.Event()
-        self.err = ErrWrongLeader
-        self.value = ""
-
-
 class ShardKV:
     def __init__(self, servers, me, persister, maxraftstate, gid, ctrlers, make_end):
-        self.mu = threading.Lock()
+        self.mu = threading.Lock()  # the applier holds it in DoOp, Snapshot and Restore
         self.me = me
         self.make_end = make_end
         self.gid = gid
         self.ctrlers = ctrlers
-        self.maxraftstate = maxraftstate  # snapshot if the Raft state grows this big (-1: never)
-        self.persister = persister
-        self.dead = False
         self._killed = threading.Event()
 
         self.config = shardctrler.Config()  # the configuration the group is in
@@ -143,26 +119,18 @@ class ShardKV:
         self.status = [SERVING] * NShards
         self.data = [{} for _ in range(NShards)]  # shard -> {key: value}
         self.lastSeq = [{} for _ in range(NShards)]  # shard -> {client id: highest SeqNum applied}
-        self.lastApplied = 0
-        self.unsnapshotted = 0  # about how many bytes of log entries a snapshot now would free
-        self.waiters = {}  # log index -> [_Waiter]
         self.ends = {}  # server name -> end to it, made once
         self.ctrlerLeader = 0  # the controller that answered last
         self.noopTerm = -1  # the last term in which this replica started its EmptyOp
-        self._restore(persister.ReadSnapshot())
-
-        self.applyCh = raft.Chan()
-        self.rf = raft.Make(servers, me, persister, self.applyCh)
 
         name = f"skv{gid}-{me}"
-        self._threads = [
-            threading.Thread(target=self.applier, name=f"{name}-applier", daemon=True),
-            threading.Thread(target=self._every, args=(POLL_INTERVAL, self._pollConfig), name=f"{name}-poller", daemon=True),
-            threading.Thread(target=self._every, args=(MIGRATE_INTERVAL, self._pullShards), name=f"{name}-puller", daemon=True),
-            threading.Thread(target=self._every, args=(MIGRATE_INTERVAL, self._deleteShards), name=f"{name}-gc", daemon=True),
-        ]
-        for th in self._threads:
-            th.start()
+        self.snapshot_due = False  # see DoOp
+        self.rsm = rsm.MakeRSM(servers, me, persister, maxraftstate, self, name, f"shardkv {gid}-{me}")
+        self.rf = self.rsm.Raft()
+        for what, interval, fn in (("poller", POLL_INTERVAL, self._pollConfig),
+                                   ("puller", MIGRATE_INTERVAL, self._pullShards),
+                                   ("gc", MIGRATE_INTERVAL, self._deleteShards)):
+            threading.Thread(target=self._every, args=(interval, fn), name=f"{name}-{what}", daemon=True).start()
 
     # ---- clerk RPC handlers -----------------------------------------------------------
 
@@ -170,7 +138,9 @@ class ShardKV:
         if self._refused(check_get_args, args):
             reply.Err = ErrBadArgs
             return
-        reply.Err, reply.Value = self._clerkOp(Op("Get", args.Key, "", args.ClientId, args.SeqNum))
+        reply.Err, value = self._clerkOp(Op("Get", args.Key, "", args.ClientId, args.SeqNum))
+        if value is not None:
+            reply.Value = value
 
     def PutAppend(self, args, reply):
         if self._refused(check_put_append_args, args):
@@ -193,42 +163,10 @@ class ShardKV:
                 return ErrWrongGroup, ""
             if op.Kind != "Get" and op.SeqNum <= self.lastSeq[shard].get(op.ClientId, 0):
                 return OK, ""  # a retry of a request already applied
-        return self._submit(op)
+        return self.rsm.Submit(op)
 
     def _canServe(self, shard):
         return self.config.Shards[shard] == self.gid and self.status[shard] in (SERVING, GCING)
-
-    def _submit(self, cmd):
-        """Start cmd in Raft and wait until it is applied; returns (Err, value)."""
-        if self.dead:
-            return ErrWrongLeader, ""
-        w = _Waiter(cmd)
-        with self.mu:
-            # Start under mu: the applier takes mu before it looks for the waiters of
-            # an index, so it cannot apply our entry before we are registered.
-            index, term, isLeader = self.rf.Start(cmd)
-            if not isLeader:
-                return ErrWrongLeader, ""
-            self.waiters.setdefault(index, []).append(w)
-        deadline = time.monotonic() + APPLY_TIMEOUT
-        gaveUp = ErrWrongLeader
-        while not w.done.wait(LEADERSHIP_CHECK_INTERVAL):
-            # Lost leadership, or a newer term: our entry may never commit.
-            if self.dead or self.rf.GetState() != (term, True):
-                break
-            if time.monotonic() >= deadline:
-                gaveUp = ErrTimeout
-                break
-        with self.mu:
-            # The applier fills w under mu, so it either has (done is set) or never will.
-            if w.done.is_set():
-                return w.err, w.value
-            pending = self.waiters.get(index)
-            if pending is not None and w in pending:
-                pending.remove(w)
-                if not pending:
-                    del self.waiters[index]
-        return gaveUp, ""
 
     # ---- group-to-group RPC handlers ----------------------------------------------------
 
@@ -269,7 +207,7 @@ class ShardKV:
             if self.config.Num < args.ConfigNum:
                 reply.Err = ErrNotReady
                 return
-        reply.Err, _ = self._submit(DeleteShardsOp(args.ConfigNum, list(args.Shards)))
+        reply.Err, _ = self.rsm.Submit(DeleteShardsOp(args.ConfigNum, list(args.Shards)))
 
     # ---- the leader's background work -------------------------------------------------
 
@@ -304,7 +242,7 @@ class ShardKV:
             if ok and not reply.WrongLeader and reply.Err == shardctrler.OK:
                 self.ctrlerLeader = i
                 return reply.Config
-            if self.dead:
+            if self._killed.is_set():
                 break
         return None
 
@@ -340,7 +278,7 @@ class ShardKV:
     def _pullFrom(self, servers, shards, num):
         args = PullShardsArgs(ConfigNum=num, Shards=shards)
         for name in servers:
-            if self.dead:
+            if self._killed.is_set():
                 return
             reply = PullShardsReply()
             if self._end(name).Call("ShardKV.PullShards", args, reply) and reply.Err == OK:
@@ -355,7 +293,7 @@ class ShardKV:
     def _deleteAt(self, servers, shards, num):
         args = DeleteShardsArgs(ConfigNum=num, Shards=shards)
         for name in servers:
-            if self.dead:
+            if self._killed.is_set():
                 return
             reply = DeleteShardsReply()
             if self._end(name).Call("ShardKV.DeleteShards", args, reply) and reply.Err == OK:
@@ -373,68 +311,26 @@ class ShardKV:
 
     # ---- applying the log -----------------------------------------------------------------
 
-    def applier(self):
-        for msg in self.applyCh:
-            if msg.SnapshotValid:
-                with self.mu:
-                    if msg.SnapshotIndex > self.lastApplied:
-                        self._restore(msg.Snapshot)
-                        self.unsnapshotted = 0  # Raft's log now starts after the snapshot
-                        self._failWaitersThrough(msg.SnapshotIndex)
-                continue
-            if not msg.CommandValid:
-                continue
-            with self.mu:
-                if msg.CommandIndex <= self.lastApplied:
-                    continue  # already in the state (from a snapshot)
-                with naming_entry(f"shardkv {self.gid}-{self.me}", msg.CommandIndex, msg.Command):
-                    self._applyCommand(msg.CommandIndex, msg.Command)
-
-    def _applyCommand(self, index, cmd):
-        """Apply the entry at log index, answer its waiters, snapshot if due (caller holds mu)."""
-        err, value, size, dropped = self._apply(cmd)
-        self.lastApplied = index
-        for w in self.waiters.pop(index, ()):
-            if w.cmd == cmd:
-                w.err, w.value = err, value
-            # else: another leader's entry took this index; the caller retries
-            w.done.set()
-        self.unsnapshotted += size
-        # Snapshot once Raft's state reaches maxraftstate, but only if that frees
-        # a good part of it: an applier far behind Raft holds a state that is
-        # mostly entries it has not applied, and a snapshot per applied entry
-        # would only slow it down further.  Snapshot at once after dropping shards
-        # given away: else the persisted snapshot keeps their data until the next
-        # one, however long the group then stays idle.
-        if self.maxraftstate >= 0 and (
-            dropped
-            or (
-                self.maxraftstate <= self.persister.RaftStateSize()
-                and self.unsnapshotted * 2 >= self.maxraftstate
-            )
-        ):
-            self.unsnapshotted = 0
-            self.rf.Snapshot(index, self._snapshot())
-
-    def _apply(self, cmd):
-        """Apply one entry (caller holds mu); returns (Err, value, about its encoded
-        size, whether it dropped the data of shards)."""
+    def DoOp(self, cmd):
+        """Apply one entry; returns (Err, value).  The applier snapshots right after
+        an entry that drops the data of shards given away: else the persisted snapshot
+        keeps their data until the next one, however long the group then stays idle."""
         t = type(cmd)
         if t is Op:
-            return self._applyOp(cmd) + (len(cmd.Key) + len(cmd.Value) + 32, False)
+            return self._applyOp(cmd)
         if t is ConfigOp:
-            dropped = self._applyConfig(cmd.Config)
-            return OK, "", 64 + 16 * NShards + 32 * len(cmd.Config.Groups), dropped
-        if t is InsertShardsOp:
+            self.snapshot_due |= self._applyConfig(cmd.Config)
+        elif t is InsertShardsOp:
             self._applyInsert(cmd)
-            return OK, "", 32 + sum(len(k) + len(v) + 8 for d in cmd.Data.values() for k, v in d.items()), False
-        if t is DeleteShardsOp:
-            return OK, "", 32, self._applyDelete(cmd)
-        if t is EmptyOp:
-            return OK, "", 8, False
-        raise TypeError(f"shardkv {self.gid}-{self.me}: unknown log entry {cmd!r}")
+        elif t is DeleteShardsOp:
+            self.snapshot_due |= self._applyDelete(cmd)
+        elif t is not EmptyOp:
+            raise TypeError(f"shardkv {self.gid}-{self.me}: unknown log entry {cmd!r}")
+        return OK, ""
 
     def _applyOp(self, op):
+        check_str(f"{op.Kind}: key", op.Key)  # see kvraft's DoOp
+        check_str(f"{op.Kind}: value", op.Value)
         shard = key2shard(op.Key)
         if not self._canServe(shard):
             return ErrWrongGroup, ""
@@ -443,9 +339,7 @@ class ShardKV:
             if op.Key in data:
                 return OK, data[op.Key]
             return ErrNoKey, ""
-        seqs = self.lastSeq[shard]
-        if op.SeqNum > seqs.get(op.ClientId, 0):
-            seqs[op.ClientId] = op.SeqNum
+        if rsm.fresh(self.lastSeq[shard], op.ClientId, op.SeqNum):
             if op.Kind == "Put":
                 data[op.Key] = op.Value
             else:
@@ -499,62 +393,29 @@ class ShardKV:
                 dropped = True
         return dropped
 
-    def _failWaitersThrough(self, index):
-        """Entries up to index arrived inside a snapshot: their handlers cannot
-        know whether their own request is among them, so the callers retry."""
-        for i in [i for i in self.waiters if i <= index]:
-            for w in self.waiters.pop(i):
-                w.done.set()
+    # ---- snapshots ------------------------------------------------------------------------
 
-    # ---- snapshots --------------------------------------------------------------------------
+    def Snapshot(self):
+        return [self.config, self.lastConfig, self.status, self.data, self.lastSeq]
 
-    def _snapshot(self):
-        w = io.BytesIO()
-        e = labgob.NewEncoder(w)
-        e.Encode(self.lastApplied)
-        e.Encode(self.config)
-        e.Encode(self.lastConfig)
-        e.Encode(self.status)
-        e.Encode(self.data)
-        e.Encode(self.lastSeq)
-        return w.getvalue()
-
-    def _restore(self, snapshot):
-        if not snapshot:
-            return
-        try:
-            d = labgob.NewDecoder(io.BytesIO(snapshot))
-            fields = [d.Decode() for _ in range(6)]
-        except labgob.DecodeError as err:
-            raise ValueError(f"shardkv {self.gid}-{self.me}: corrupted snapshot: {err}") from None
-        lastApplied, config, lastConfig, status, data, lastSeq = fields
+    def Restore(self, state):
         if not (
-            isinstance(lastApplied, int)
-            and isinstance(config, shardctrler.Config)
-            and isinstance(lastConfig, shardctrler.Config)
-            and all(isinstance(x, list) and len(x) == NShards for x in (status, data, lastSeq))
+            isinstance(state, list) and len(state) == 5
+            and all(isinstance(c, shardctrler.Config) for c in state[:2])
+            and all(isinstance(x, list) and len(x) == NShards for x in state[2:])
         ):
-            raise ValueError(f"shardkv {self.gid}-{self.me}: corrupted snapshot: unexpected fields")
-        self.lastApplied, self.config, self.lastConfig = lastApplied, config, lastConfig
-        self.status, self.data, self.lastSeq = status, data, lastSeq
+            raise ValueError("unexpected fields")
+        self.config, self.lastConfig, self.status, self.data, self.lastSeq = state
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
     def Kill(self):
         """Stop the server and its Raft; every thread they started ends."""
-        self.dead = True
         self._killed.set()
-        self.rf.Kill()
-        # Closing applyCh ends our applier and releases Raft's, which may be blocked sending.
-        self.applyCh.close()
-        with self.mu:
-            for ws in self.waiters.values():
-                for w in ws:
-                    w.done.set()
-            self.waiters.clear()
+        self.rsm.Kill()
 
     def killed(self):
-        return self.dead
+        return self.rsm.killed()
 
 
 def StartServer(servers, me, persister, maxraftstate, gid, ctrlers, make_end):

@@ -15,7 +15,8 @@ leaves DEST untouched).  DEST must be empty or absent.  Files not in git (the
 venv, caches, test output) are not exported, nor is EXCLUDED: the skeleton
 folder itself, once laid over, this exporter's tests, which would fail once a
 student's code passes the lab tests, and the tests of the solution's internals
-(the Raft log type; the race detector's planted bug, which edits our AppendEntries).
+(the Raft log type; the race detector's planted bug, which edits our AppendEntries),
+and the solution's rsm package, which no 2023 skeleton file imports.
 """
 
 import argparse
@@ -30,9 +31,11 @@ SKELETON_DIR = "skeleton/"
 # folder (laid over already), and tests of this solution's own internals (the
 # bad-input tests, with tests/bad_input.py that serves only them, check our clerks'
 # and servers' messages and error values, which a student's own need not share), and
-# docs/, the solution's measurements (its stress notes tell how bugs of it were fixed).
+# docs/, the solution's measurements (its stress notes tell how bugs of it were fixed);
+# rsm/, the solution's state-machine layer, which the 2023 labs leave to the student.
 EXCLUDED = (
     SKELETON_DIR,
+    "rsm/",
     "tests/skeleton/",
     "tests/raft/test_raft_edges.py",
     "tests/race/test_planted.py",

@@ -1,13 +1,15 @@
 """Ill-typed input to the key/value service (issue #19): the clerk and the servers
-refuse it before it reaches the log, an applier that fails names its entry, and
-a clerk needs servers.  Not a Go twin: Go's compiler rules all of this out.
+refuse it before it reaches the log, an applier that fails names its entry, a
+clerk needs servers, and a server refuses a corrupted snapshot.  Not a Go twin: Go's compiler rules all of this out.
 """
 
 import pytest
 
-from kvraft import MakeClerk
+import labgob
+from kvraft import MakeClerk, StartKVServer
 from kvraft.common import ErrBadArgs, GetArgs, GetReply, PutAppendArgs, PutAppendReply
 from kvraft.server import Op
+from persister import MakePersister
 from tests import bad_input
 
 from .config import make_config
@@ -60,3 +62,16 @@ def test_an_applier_that_fails_names_its_entry(monkeypatch):
 def test_make_clerk_without_servers():
     with pytest.raises(ValueError, match="no servers"):
         MakeClerk([])
+
+
+def test_a_corrupted_snapshot_is_refused_not_taken_for_a_fresh_start():
+    for snapshot, why in (
+        (b"\xc1", "labgob"),  # not msgpack at all
+        (labgob.encode(7), "no more values"),  # truncated
+        (labgob.encode(7) + labgob.encode(["data"]), "unexpected field types"),
+        (labgob.encode("7") + labgob.encode([{}, {}]), "applied index '7'"),
+    ):
+        persister = MakePersister()
+        persister.Save(b"", snapshot)
+        with pytest.raises(ValueError, match=f"kvserver 0: corrupted snapshot: .*{why}"):
+            StartKVServer([], 0, persister, 1000)

@@ -11,6 +11,7 @@ import pytest
 
 import labgob
 from persister import MakePersister
+import raft
 from raft import Chan, Make, util
 from raft.raft import Log
 
@@ -166,7 +167,7 @@ def test_log_indexes_terms_and_commands():
 
 def test_log_truncate_compact_reset_keep_the_cache_in_step():
     log = _filled(6)
-    log.truncate_from(5)
+    log.truncate_from(5, 0)
     assert log.last_index() == 4
     _check_cache(log)
     log.compact_through(2)
@@ -186,9 +187,75 @@ def test_log_refuses_indexes_it_does_not_hold():
         with pytest.raises(IndexError, match=f"log index {bad} outside 3..4"):
             log.term(bad)
     with pytest.raises(IndexError):
-        log.truncate_from(2)
+        log.truncate_from(2, 0)
     with pytest.raises(IndexError):
         log.entries_from(6)
+
+
+def test_log_finds_the_first_conflict_and_judges_up_to_date():
+    log = _filled(5)  # terms 1 1 2 2 3
+    assert log.find_conflict(2, [[1, "c2"], [2, "c3"]]) == 2  # all held
+    assert log.find_conflict(3, [[2, "x"], [4, "y"], [4, "z"]]) == 1  # index 4 holds term 2
+    assert log.find_conflict(5, [[3, "c5"], [3, "new"]]) == 1  # index 6 is past the end
+    assert log.find_conflict(6, []) == 0
+    # §5.4.1: a later last term wins; with equal last terms, the longer log.
+    assert log.is_up_to_date(1, 4) and log.is_up_to_date(5, 3) and log.is_up_to_date(9, 3)
+    assert not log.is_up_to_date(4, 3) and not log.is_up_to_date(99, 2)
+
+
+def test_log_refuses_to_truncate_a_committed_entry():
+    log = _filled(6)
+    with pytest.raises(AssertionError, match="refusing to truncate from index 4: entries up to the commit index 5"):
+        log.truncate_from(4, 5)
+    assert log.last_index() == 6
+    _check_cache(log)
+    log.truncate_from(6, 5)  # past the commit index: allowed
+    assert log.last_index() == 5
+
+
+def _follower_with_committed(n, commitIndex):
+    """A peer (no threads) holding n entries of term 1, committed through commitIndex."""
+    rf = raft.Raft([None] * 3, 0, MakePersister(), Chan())
+    rf.log.append([[1, f"c{i}"] for i in range(1, n + 1)])
+    rf.commitIndex = commitIndex
+    return rf
+
+
+def test_append_entries_that_would_drop_a_committed_entry_is_refused():
+    # Planted: a "leader" of term 2 whose log lacks entries this follower has committed
+    # (what a broken election rule would elect) sends a conflicting entry at index 2.
+    args = raft.AppendEntriesArgs(Term=2, LeaderId=1, PrevLogIndex=1, PrevLogTerm=1, Entries=[[2, "x"]])
+    rf = _follower_with_committed(3, 3)
+    with pytest.raises(AssertionError, match="refusing to truncate from index 2: entries up to the commit index 3"):
+        rf.AppendEntries(args, raft.AppendEntriesReply())
+    assert rf.log.commands(1, 3) == ["c1", "c2", "c3"]
+    # The same request to a follower that committed only index 1 is an ordinary conflict.
+    rf = _follower_with_committed(3, 1)
+    reply = raft.AppendEntriesReply()
+    rf.AppendEntries(args, reply)
+    assert reply.Success and rf.log.commands(1, 2) == ["c1", "x"] and rf.log.last_index() == 2
+
+
+def test_persisted_log_after_appends_truncations_and_compaction_reads_back():
+    rf = _follower_with_committed(8, 0)
+    rf.currentTerm, rf.votedFor = 3, 2
+    rf.log.truncate_from(7, 0)
+    rf.log.append([[3, {"k": [1, 2]}], [3, "c8"]])
+    rf.log.compact_through(3)
+    rf.log.append([[3, "c9"]])
+    rf.commitIndex = 5
+    rf.persist()
+    state = rf.persister.ReadRaftState()
+    again = raft.Raft([None] * 3, 0, rf.persister, Chan())
+    again.readPersist(state)
+    assert (again.currentTerm, again.votedFor, again.commitIndex) == (3, 2, 5)
+    assert (again.log.lastIncludedIndex, again.log.lastIncludedTerm) == (3, 1)
+    assert again.log.entries_from(4) == rf.log.entries_from(4) == [
+        [1, "c4"], [1, "c5"], [1, "c6"], [3, {"k": [1, 2]}], [3, "c8"], [3, "c9"]]
+    # A corrupted state is refused with a clear error, never read as a fresh start.
+    for bad in (state[:-3], state[:5] + b"\xc1" + state[6:]):
+        with pytest.raises(ValueError, match="raft S0: corrupted persisted state"):
+            raft.Raft([None] * 3, 0, MakePersister(), Chan()).readPersist(bad)
 
 
 def test_log_append_of_an_unencodable_entry_changes_nothing():

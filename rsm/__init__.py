@@ -1,0 +1,1 @@
+from .rsm import RSM, ErrTimeout, ErrWrongLeader, MakeRSM, OK, fresh  # noqa: F401
