@@ -18,6 +18,7 @@ import time
 import pytest
 
 from sim import realtime
+from sim.scheduler import BASE_MONOTONIC_NS
 
 from . import core
 
@@ -26,10 +27,16 @@ LAB_PACKAGES = ("raft", "kvraft", "shardctrler", "shardkv")
 
 
 def pytest_addoption(parser):
-    parser.addoption(
+    group = parser.getgroup("lockwatch", "lock watchdog")
+    group.addoption(
         "--no-lockwatch", action="store_true", default=False,
         help="turn off the lock watchdog (lab locks that know their owner; deadlock and "
              "lock-held-across-a-blocking-call reports)",
+    )
+    group.addoption(
+        "--lockwatch-held", choices=("auto", "fail", "warn"), default="auto",
+        help="a lab lock held across a blocking call: fail the test, or warn at its end "
+             "(default auto: fail under --sim and --race, warn otherwise)",
     )
 
 
@@ -53,10 +60,12 @@ class LockWatch:
         self.config = config
         sim = config.pluginmanager.get_plugin("sim")
         self.world = sim.world if sim is not None else None
-        self.strict = self.world is not None or config.getoption("race", False)
+        held = config.getoption("lockwatch_held")
+        self.strict = held == "fail" or (held == "auto" and (self.world is not None or config.getoption("race", False)))
         self.detector = core.Detector()
         self.warnings = {}  # key -> text, for the running test
         self.next_check = 0
+        self.t0 = 0.0  # when the running test started, on the clock look() is given
         self.stopped = realtime.Event()
         self.thread = None
         self.sleep = time.sleep
@@ -110,6 +119,8 @@ class LockWatch:
     def look(self, now):
         report = self.detector.check(now)
         if report is not None:
+            clock = "virtual s" if self.world is not None else "s"
+            report = report.replace("deadlock:", f"deadlock ({now - self.t0:.1f} {clock} into the test):", 1)
             sys.stderr.write(f"{report.splitlines()[0]}\n")
             _fail(report)
 
@@ -131,6 +142,7 @@ class LockWatch:
         self.detector.reset()
         self.warnings = {}
         self.next_check = 0
+        self.t0 = realtime.monotonic() if self.world is None else BASE_MONOTONIC_NS / 1e9
         yield
         if not self.strict:
             for text in self.warnings.values():
