@@ -473,6 +473,9 @@ def _wait_text(ident, edge):
 
 
 def format_cycle(cycle, edges, seconds):
+    # Start at a thread that is not a handler of the Call before it: a caller reads first.
+    start = next((i for i in range(len(cycle)) if edges[cycle[i - 1]][2][0] != "call"), 0)
+    cycle = cycle[start:] + cycle[:start]
     lines = [
         f"lockwatch: deadlock: {len(cycle)} thread(s) have waited for each other for {seconds:.1f} s "
         f"(a cycle in the wait-for graph: none of them can go on):"
