@@ -50,11 +50,13 @@ def planted_at(lines):
 @pytest.mark.parametrize("planted", ["vote_under_lock"], indirect=True)
 def test_vote_sender_holding_its_lock_is_a_deadlock_in_real_time(planted):
     copy, lines = planted
-    rc, out = run(copy, RAFT + "TestReElection2A")
+    # The bar (docs/lockwatch.md has the times): whether a cycle forms is up to the
+    # schedule in real time, but in seven-peer TestManyElections2A it always has so far.
+    rc, out = run(copy, "-k", "TestReElection2A or TestManyElections2A", "tests/raft/test_raft.py")
     assert rc == 1, out
     assert "lockwatch: deadlock (" in out, out
     assert "within the whole-test limit" not in out, out  # found, not timed out
-    assert len(out.splitlines()) <= 100, out
+    assert len(out.splitlines()) <= 400, out
     # Each peer of the cycle: the lock it holds and where it took it, the Call it waits in,
     # and the holder of the lock its peer's handler waits for.
     assert re.search(r"raft(\d)-vote holds Raft\[\1\]\.mu \(taken at %s\) and waits in Call to \d\.RequestVote"
