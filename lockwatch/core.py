@@ -502,10 +502,16 @@ def format_cycle(cycle, edges, seconds):
     return "\n".join(lines)
 
 
-def describe_wait(ident):
-    """For a stack dump: what thread `ident` waits for and who holds it, or None."""
+def describe_waits():
+    """For a stack dump: {thread ident: what it waits for and who holds it}."""
     edges = _edges()
-    edge = edges.get(ident)
+    idents = set(edges) | set(_lock_waits) | {lk.owner for lk in tuple(_held)}
+    return {ident: text for ident in idents if (text := describe_wait(ident, edges))}
+
+
+def describe_wait(ident, edges=None):
+    """What thread `ident` holds and waits for, and who holds that; or None."""
+    edge = (_edges() if edges is None else edges).get(ident)
     parts = []
     mine = held_by(ident)
     if mine:
@@ -516,7 +522,8 @@ def describe_wait(ident):
             parts.append(f"waits for {lock_name(what[1])}, held by {thread_name(target)} "
                          f"(taken at {taken_at(what[1])})")
         elif what[0] == "call":
-            parts.append(f"waits in Call to {what[1]}.{what[2].rpartition('.')[2]}, served by {thread_name(target)}")
+            # Not the handler's name: the senders of one RPC then group as one stack in a dump.
+            parts.append(f"waits in Call to {what[1]}.{what[2].rpartition('.')[2]}")
         else:
             parts.append(f"waits in a channel send for its reader {thread_name(target)}")
     elif ident in _lock_waits:

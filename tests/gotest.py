@@ -355,6 +355,7 @@ def format_stacks():
     main = threading.main_thread().ident
     me = threading.get_ident()
 
+    waits = _lockwatch_waits()
     groups = {}  # stack text -> names of the threads showing it
     parts = []
     for ident, frame in frames.items():
@@ -364,7 +365,7 @@ def format_stacks():
         name = t.name if t is not None else f"<thread {ident}>"
         own = _own_frames(frame)
         stack = "".join(traceback.format_list(own)).rstrip()
-        wait = _lockwatch_describe(ident)  # what it waits for and who holds it, if lockwatch knows
+        wait = waits.get(ident)  # what it waits for and who holds it, if lockwatch knows
         if wait:
             stack += f"\n  ({wait})"
         if ident == main:
@@ -378,9 +379,9 @@ def format_stacks():
     return "\n\n".join(text for *_, text in sorted(parts))
 
 
-def _lockwatch_describe(ident):
+def _lockwatch_waits():
     core = sys.modules.get("lockwatch.core")
-    return core.describe_wait(ident) if core is not None else None
+    return core.describe_waits() if core is not None else {}
 
 
 _LAB_FILES = re.compile(r"[/\\](raft|kvraft|shardctrler|shardkv)[/\\][^/\\]+\.py$")

@@ -119,9 +119,10 @@ def test_applier_sending_under_its_lock_deadlocks_with_the_snapshotting_reader(p
 
 
 @pytest.mark.parametrize("planted", ["apply_under_lock"], indirect=True)
-def test_applier_sending_under_its_lock_fails_under_race(planted):
+@pytest.mark.parametrize("mode", [["--race"], ["--sim", "--sim-seed", "1"]], ids=["race", "sim"])
+def test_applier_sending_under_its_lock_fails_under_race_and_sim(planted, mode):
     copy, lines = planted
-    rc, out = run(copy, "--race", RAFT + "TestBasicAgree2B")
+    rc, out = run(copy, *mode, RAFT + "TestBasicAgree2B")
     assert rc == 1, out
     assert re.search(r"lockwatch: raft\d-applier holds Raft\[\d\]\.mu \(taken at %s\) across a channel send "
                      r"\(applyCh\) at %s" % (planted_at(lines), planted_at(lines)), out), out
