@@ -366,11 +366,14 @@ def wrap_chan(cls):
     cls.send, cls.recv = tracked_send, tracked_recv
 
 
-def unwrap(cls, *names):
-    for name in names:
-        fn = getattr(cls, name)
-        if hasattr(fn, "__wrapped__"):
-            setattr(cls, name, fn.__wrapped__)
+def unwrap_call(cls):
+    if hasattr(cls.Call, "__lockwatch__"):
+        cls.Call = cls.Call.__lockwatch__
+
+
+def unwrap_chan(cls):
+    if hasattr(cls.send, "__lockwatch__"):
+        cls.send, cls.recv = cls.send.__lockwatch__
 
 
 def checked_sleep(sleep):

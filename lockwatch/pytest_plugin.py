@@ -56,6 +56,8 @@ def _fail(text):
 
 
 class LockWatch:
+    """The plugin while it is on: the lock factory, the hooks and the watch."""
+
     def __init__(self, config):
         self.config = config
         sim = config.pluginmanager.get_plugin("sim")
@@ -64,13 +66,14 @@ class LockWatch:
         self.strict = held == "fail" or (held == "auto" and (self.world is not None or config.getoption("race", False)))
         self.detector = core.Detector()
         self.warnings = {}  # key -> text, for the running test
+        self.chans = set()  # the raft.Chan classes wrapped
         self.next_check = 0
         self.t0 = 0.0  # when the running test started, on the clock look() is given
         self.stopped = realtime.Event()
         self.thread = None
         self.sleep = time.sleep
 
-        import labrpc.labrpc as labrpc
+        import labrpc.labrpc as labrpc  # only now: under --sim its locks must be simulated ones
 
         core.install()
         labrpc.call_waits = core.call_waits
@@ -95,7 +98,9 @@ class LockWatch:
             self.world.on_clock = self.world.explain = None
         if getattr(time.sleep, "__wrapped__", None) is self.sleep:
             time.sleep = self.sleep
-        core.unwrap(labrpc.ClientEnd, "Call")
+        core.unwrap_call(labrpc.ClientEnd)
+        for chan in self.chans:
+            core.unwrap_chan(chan)
         labrpc.call_waits = None
         core.on_held_across = None
         core.sim_world = None
@@ -138,6 +143,7 @@ class LockWatch:
         for name, module in list(sys.modules.items()):
             if name.partition(".")[0] in LAB_PACKAGES and isinstance(getattr(module, "Chan", None), type):
                 core.wrap_chan(module.Chan)
+                self.chans.add(module.Chan)
         core.reset()
         self.detector.reset()
         self.warnings = {}
