@@ -74,7 +74,7 @@ def call_cycle():
                 held.wait()
                 p.peer.Call("Peer.Ping", 0, PingReply())
 
-        threads.append(threading.Thread(target=run, name=f"peer{p.me}-pinger"))
+        threads.append(threading.Thread(target=run, name=f"peer{p.me}-pinger", daemon=True))
     for t in threads:
         t.start()
     held.wait()
@@ -95,7 +95,7 @@ def self_deadlock():
             except core.SelfDeadlock as e:
                 err.append(e)
 
-    t = threading.Thread(target=ticker, name="peer0-ticker")
+    t = threading.Thread(target=ticker, name="peer0-ticker", daemon=True)
     t.start()
     t.join(30)
     print(err[0])
@@ -110,21 +110,24 @@ def held_across_sleep():
 def chan_cycle():
     p = Peer(0, None)
     ch = Chan()
-    held = threading.Event()
+    known, held = threading.Event(), threading.Event()
 
     def applier():
+        known.wait()
         with p.mu:
             held.set()
             ch.send("msg")
 
     def reader():
-        ch.recv(timeout=0)  # it reads this channel
+        ch.recv(timeout=0)  # it reads this channel (nothing was sent yet)
+        known.set()
         held.wait()
         with p.mu:  # the service asks the peer something while the applier sends
             pass
         ch.recv()
 
-    threads = [threading.Thread(target=applier, name="peer0-applier"), threading.Thread(target=reader, name="service-reader")]
+    threads = [threading.Thread(target=applier, name="peer0-applier", daemon=True),
+               threading.Thread(target=reader, name="service-reader", daemon=True)]
     for t in threads:
         t.start()
     report_cycle()
