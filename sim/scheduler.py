@@ -393,6 +393,7 @@ def own_frames(frame):
     return [
         fs for fs in summary[start:]
         if not fs.filename.startswith(_SIM_DIR)
+        and "/lockwatch/" not in fs.filename  # a LabLock's own frames: the report says what it waits for
         and not (fs.filename == threading.__file__ and fs.name in ("_bootstrap", "_bootstrap_inner", "run"))
     ]
 

@@ -81,3 +81,64 @@ def test_locks_outside_the_lab_are_untouched():
     from lockwatch import core
 
     assert not isinstance(threading.Lock(), core.LabLock)  # made here, in tests/
+
+
+LAB_PEER = '''
+import threading
+
+
+class Peer:
+    def __init__(self, me):
+        self.mu = threading.Lock()
+        self.me = me
+
+    def lock_both(self, other, ready, go):
+        with self.mu:
+            ready.set()
+            go.wait()
+            with other.mu:
+                pass
+'''
+
+LOCK_ORDER_TEST = '''
+import threading
+
+from shardctrler.lw_peer import Peer
+
+
+def test_lock_order():
+    p, q = Peer(0), Peer(1)
+    ready, go = [threading.Event(), threading.Event()], threading.Event()
+    threads = [threading.Thread(target=a.lock_both, args=(b, r, go), name=f"peer{a.me}-worker", daemon=True)
+               for a, b, r in ((p, q, ready[0]), (q, p, ready[1]))]
+    for t in threads:
+        t.start()
+    for r in ready:
+        r.wait()
+    go.set()
+    for t in threads:
+        t.join()
+'''
+
+
+def test_sim_deadlock_report_names_each_lock_holder(tmp_path):
+    # Every thread blocked, no timeout pending: --sim's own deadlock report, which says
+    # for each waiting thread which lab lock it waits for and who holds it since where.
+    lab = tmp_path / "shardctrler"
+    lab.mkdir()
+    (lab / "__init__.py").write_text("")
+    (lab / "lw_peer.py").write_text(LAB_PEER)
+    (tmp_path / "test_lock_order.py").write_text(LOCK_ORDER_TEST)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p", "tests.gotest",
+         "-p", "sim.pytest_plugin", "-p", "lockwatch.pytest_plugin", "-c", os.devnull,
+         "--rootdir", str(tmp_path), "--sim", "--sim-seed", "1", str(tmp_path)],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "sim: deadlock: every thread is blocked" in out, out
+    for me, other in ((0, 1), (1, 0)):
+        assert (f"Thread peer{me}-worker: holds Peer[{me}].mu (taken at lw_peer.py:11); waits for Peer[{other}].mu, "
+                f"held by peer{other}-worker (taken at lw_peer.py:11)") in out, out
