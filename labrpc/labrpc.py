@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 import typing
-from _thread import allocate_lock
+from _thread import allocate_lock, get_ident
 
 import labgob
 import timeline
@@ -62,6 +62,9 @@ _HANDLER_IDLE_SECONDS = 1.0  # an idle pool thread exits after this long
 # Under simulated time (--sim, see sim/) a function giving each message's one-way
 # latency on the reliable network, in seconds; real time has none, as in Go.
 reliable_latency = None
+
+# The lock watchdog's wait-for graph (lockwatch/): caller thread ident -> (call, server, network).
+call_waits = None
 
 
 class RPCError(RuntimeError):
@@ -162,9 +165,16 @@ class Network:
         call = _PendingCall(server, svcMeth, args_bytes, type(reply))
         if not self._pool.submit(call.run):
             return False
-        while not call.finished.acquire(timeout=0.1):
-            if self.done.is_set() or self._isServerDead(endname, servername, server):
-                return False  # the handler runs on; its reply is thrown away
+        waits = call_waits
+        if waits is not None:
+            waits[get_ident()] = (call, servername, self)
+        try:
+            while not call.finished.acquire(timeout=0.1):
+                if self.done.is_set() or self._isServerDead(endname, servername, server):
+                    return False  # the handler runs on; its reply is thrown away
+        finally:
+            if waits is not None:
+                waits.pop(get_ident(), None)
 
         if call.error is not None:
             raise call.error
@@ -246,7 +256,7 @@ def MakeNetwork():
 class _PendingCall:
     """One handler invocation: runs on a pool thread, signals `finished` when done."""
 
-    __slots__ = ("server", "svcMeth", "args", "reply_type", "reply", "error", "finished")
+    __slots__ = ("server", "svcMeth", "args", "reply_type", "reply", "error", "finished", "handler")
 
     def __init__(self, server, svcMeth, args_bytes, reply_type):
         self.server = server
@@ -257,8 +267,10 @@ class _PendingCall:
         self.error = None
         self.finished = allocate_lock()
         self.finished.acquire()
+        self.handler = None  # the thread running it (lockwatch's wait-for graph)
 
     def run(self):
+        self.handler = get_ident()
         try:
             try:
                 handler = self.server.lookup(self.svcMeth)

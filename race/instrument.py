@@ -61,8 +61,9 @@ def instrument_class(cls):
         set_(self, name, value)
         if name in atomic:
             return
-        if isinstance(value, (detector.TrackedLock, detector.TrackedRLock)) and ":" in (value.name or ":"):
-            value.name = f"{type(self).__qualname__}.{name}"  # name the lock after its field
+        lock = value.wrapped_lock if hasattr(type(value), "wrapped_lock") else value  # lockwatch's LabLock
+        if isinstance(lock, (detector.TrackedLock, detector.TrackedRLock)) and ":" in (lock.name or ":"):
+            lock.name = f"{type(self).__qualname__}.{name}"  # name the lock after its field
         access(self, name, True, _getframe(1))
 
     def __delattr__(self, name):

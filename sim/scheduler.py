@@ -100,6 +100,10 @@ class World:
         self.now = BASE_MONOTONIC_NS
         self.main = None
         self.current = None
+        # Set by lockwatch/: on_clock(now_ns) runs (in the baton holder) each time the clock
+        # moves; explain(ident) says what a blocked thread waits for and who holds it.
+        self.on_clock = None
+        self.explain = None
         self.reset(seed)
 
     def reset(self, seed, name="", limit=None, grace=None):
@@ -282,11 +286,14 @@ class World:
             if self.limit_at is not None and deadline >= self.limit_at:
                 if self._past_limit(deadline, t, gen):
                     return True
-            if deadline > self.now:
+            moved = deadline > self.now
+            if moved:
                 self.now = deadline
             self._unwait(t)
             t.woken = False
             self.runnable.append(t)
+            if moved and self.on_clock is not None:
+                self.on_clock(deadline)
             return True
         return False
 
@@ -361,6 +368,9 @@ class World:
                 what = f"waiting for thread {t.waiting.name} to end{until}"
             elif t.waiting is not None:
                 what = f"waiting for a lock (a Lock, or a Condition, Event or Queue built on one){until}"
+                known = self.explain(t.ident) if self.explain is not None else None
+                if known:
+                    what = f"{known}{until}"
             elif t in self.runnable:
                 what = "runnable"
             else:
@@ -383,6 +393,7 @@ def own_frames(frame):
     return [
         fs for fs in summary[start:]
         if not fs.filename.startswith(_SIM_DIR)
+        and "/lockwatch/" not in fs.filename  # a LabLock's own frames: the report says what it waits for
         and not (fs.filename == threading.__file__ and fs.name in ("_bootstrap", "_bootstrap_inner", "run"))
     ]
 

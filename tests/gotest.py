@@ -118,8 +118,8 @@ class Watch:
     # ---- 1. exceptions in threads ----
 
     def excepthook(self, args):
-        if args.exc_type is SystemExit:
-            return  # threading's own hook ignores it too
+        if issubclass(args.exc_type, SystemExit):
+            return  # threading's own hook ignores it too (lockwatch ends deadlocked threads so)
         try:
             thread = args.thread
             name = thread.name if thread is not None else "<unknown thread>"
@@ -328,6 +328,15 @@ def report_leftover_threads(names, seconds):
     note(msg)
 
 
+def report_problem(text):
+    """Fail the running test with text, as an exception in one of its threads does
+    (lockwatch/ reports deadlocks so).  False if no test session is watched."""
+    if _watch is None:
+        return False
+    _watch.add_problem(text)
+    return True
+
+
 def note(line):
     """One line on stderr as things happen (a single write: threads print at once)."""
     try:
@@ -346,6 +355,7 @@ def format_stacks():
     main = threading.main_thread().ident
     me = threading.get_ident()
 
+    waits = _lockwatch_waits()
     groups = {}  # stack text -> names of the threads showing it
     parts = []
     for ident, frame in frames.items():
@@ -355,6 +365,9 @@ def format_stacks():
         name = t.name if t is not None else f"<thread {ident}>"
         own = _own_frames(frame)
         stack = "".join(traceback.format_list(own)).rstrip()
+        wait = waits.get(ident)  # what it waits for and who holds it, if lockwatch knows
+        if wait:
+            stack += f"\n  ({wait})"
         if ident == main:
             parts.append((0, "", f"Thread {name} (main):\n{stack}"))
             continue
@@ -364,6 +377,11 @@ def format_stacks():
         names.sort()
         parts.append((1 + not_lab, names[0], f"{_threads_label(names)}:\n{stack}"))
     return "\n\n".join(text for *_, text in sorted(parts))
+
+
+def _lockwatch_waits():
+    core = sys.modules.get("lockwatch.core")
+    return core.describe_waits() if core is not None else {}
 
 
 _LAB_FILES = re.compile(r"[/\\](raft|kvraft|shardctrler|shardkv)[/\\][^/\\]+\.py$")
@@ -388,10 +406,11 @@ def _own_frames(frame):
     for i, fs in enumerate(summary):
         if _RUNNER_FILES.search(fs.filename):
             start = i + 1
-    return summary[start:]
+    return [fs for fs in summary[start:] if not _WATCH_FILES.search(fs.filename)]
 
 
 _RUNNER_FILES = re.compile(r"[/\\](_pytest|pluggy)[/\\]|^<frozen runpy>$|[/\\]pytest[/\\]__main__\.py$")
+_WATCH_FILES = re.compile(r"[/\\]lockwatch[/\\]")  # its LabLock's frames: the wait line says the rest
 
 
 # ---- pytest hooks ----

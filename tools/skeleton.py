@@ -15,8 +15,9 @@ leaves DEST untouched).  DEST must be empty or absent.  Files not in git (the
 venv, caches, test output) are not exported, nor is EXCLUDED: the skeleton
 folder itself, once laid over, this exporter's tests, which would fail once a
 student's code passes the lab tests, and the tests of the solution's internals
-(the Raft log type; the race detector's planted bug, which edits our AppendEntries),
-and the solution's rsm package, which no 2023 skeleton file imports.
+(the Raft log type; the race detector's and the lock watchdog's planted bugs, which
+edit passages of our raft.py), and the solution's rsm package, which no 2023 skeleton
+file imports.
 """
 
 import argparse
@@ -39,6 +40,8 @@ EXCLUDED = (
     "tests/skeleton/",
     "tests/raft/test_raft_edges.py",
     "tests/race/test_planted.py",
+    "tests/lockwatch/test_planted.py",
+    "tests/lockwatch/plants.py",
     "tests/kvraft/test_bad_input.py",
     "tests/shardctrler/test_bad_input.py",
     "tests/shardkv/test_bad_input.py",

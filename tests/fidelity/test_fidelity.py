@@ -115,7 +115,8 @@ def test_leftover_threads_are_named_when_the_test_fails_otherwise():
 @pytest.mark.needs_lab
 def test_deadlocked_applier_fails_at_the_whole_test_limit_with_every_stack():
     # The applier sends on applyCh holding mu; the tester's applier calls Snapshot.
-    rc, out = run_pytest(["--test-timeout", "5", RAFT + "TestSnapshotBasic2D"], plant="applier_holds_mu")
+    # --no-lockwatch: the lock watchdog would call it a deadlock first (tests/lockwatch).
+    rc, out = run_pytest(["--no-lockwatch", "--test-timeout", "5", RAFT + "TestSnapshotBasic2D"], plant="applier_holds_mu")
     assert rc == 1, out
     assert "1 failed" in out, out
     assert "TestSnapshotBasic2D did not end within the whole-test limit of 5 s" in out, out

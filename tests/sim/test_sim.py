@@ -248,7 +248,8 @@ def test_a_hung_raft_fails_at_the_limit_in_virtual_time(tmp_path):
     env = dict(os.environ, PYLABS_PLANT="applier_holds_mu")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.fidelity.plants",
-         "tests/raft/test_raft.py::TestSnapshotBasic2D", "--sim", "--sim-seed", "1", "--test-timeout", "60"],
+         "tests/raft/test_raft.py::TestSnapshotBasic2D", "--sim", "--sim-seed", "1", "--test-timeout", "60",
+         "--no-lockwatch"],  # the lock watchdog would fail it first (tests/lockwatch)
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         # The run is CPU-bound (seconds for its 60 virtual seconds; a loaded machine
         # stretched 180 of them past 120 s): the timeout is a hang guard only, just inside
