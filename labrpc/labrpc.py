@@ -45,6 +45,8 @@ from _thread import allocate_lock
 import labgob
 from labgob.labgob import checkDefault, fill
 
+from .nemesis import Hooks
+
 __all__ = [
     "ClientEnd",
     "MakeNetwork",
@@ -93,6 +95,7 @@ class Network:
         self.count = 0  # total RPC count, for statistics
         self.bytes = 0  # total bytes sent, for statistics
         self._pool = _HandlerPool()
+        self.hooks = Hooks()  # a test's observer and the DuplicateLate nemesis (nemesis.py)
 
     def Cleanup(self):
         self.done.set()
@@ -109,6 +112,14 @@ class Network:
     def LongDelays(self, yes):
         with self.mu:
             self.longDelays = bool(yes)
+
+    def DuplicateLate(self, yes):
+        """Deliver earlier requests again, late, dropping their replies (nemesis.py)."""
+        self.hooks.set_duplicate(yes)
+
+    def Observe(self, fn):
+        """Call fn(event) for every request and reply (nemesis.Event); None stops it."""
+        self.hooks.set_observer(fn)
 
     def _isServerDead(self, endname, servername, server):
         with self.mu:
@@ -132,6 +143,7 @@ class Network:
             reliable = self.reliable
             longreordering = self.longReordering
             longdelays = self.longDelays
+        self.hooks.on_request(endname, servername, svcMeth, args)
 
         if not (enabled and servername is not None and server is not None):
             # Simulate no reply and an eventual timeout.
@@ -184,6 +196,8 @@ class Network:
         decoded = labgob.decode(reply_bytes)
         checkDefault(reply)
         fill(reply, decoded)
+        if self.hooks.active():
+            self.hooks.on_reply(self, endname, servername, server, svcMeth, args, args_bytes, reply)
         return True
 
     def MakeEnd(self, endname):

@@ -1,0 +1,119 @@
+"""The classic Raft bugs the extra tests catch, planted in a copy of the solution.
+
+    python -m tests.extra.plants NAME DEST     a copy of the project with bug NAME in raft/raft.py
+
+Each plant is one small edit of raft/raft.py (anchor text -> replacement);
+an anchor that is gone (the solution was rewritten) is an error naming the
+plant, not a silently clean copy.  tests/extra/test_plants.py runs the extra
+tests on each copy under --sim; docs/extra.md has the full measurement.
+"""
+
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RAFT = "raft/raft.py"
+
+# name -> (what the bug is, [(anchor, replacement), ...])
+PLANTS = {
+    "vote_not_persisted": (
+        "a granted vote is not persisted before the reply (a restarted peer forgets it)",
+        [(
+            "                    self.votedFor = args.CandidateId\n                    self.persist()\n",
+            "                    self.votedFor = args.CandidateId\n",
+        )],
+    ),
+    "stale_leader_ignores_reply_term": (
+        "a leader ignores a higher term in AppendEntries and InstallSnapshot replies",
+        [(
+            "            return False, False\n        with self.mu:\n            self._observeTerm(reply.Term)\n"
+            "            if self.state != LEADER or self.currentTerm != term:\n",
+            "            return False, False\n        with self.mu:\n"
+            "            if self.state != LEADER or self.currentTerm != term:\n",
+        ), (
+            "        with self.mu:\n            self._observeTerm(reply.Term)\n"
+            "            if self.state != LEADER or self.currentTerm != args.Term:\n",
+            "        with self.mu:\n"
+            "            if self.state != LEADER or self.currentTerm != args.Term:\n",
+        )],
+    ),
+    "figure8_counts_old_term": (
+        "a leader commits an entry of an older term by counting its replicas",
+        [(
+            " and self.log.term(n) == self.currentTerm:\n",
+            ":\n",
+        )],
+    ),
+    "truncate_every_append": (
+        "a follower truncates its log after prevLogIndex on every AppendEntries, conflict or not",
+        [(
+            "            index = args.PrevLogIndex\n            for pos, (term, _) in enumerate(args.Entries):\n",
+            "            if args.PrevLogIndex < last:\n"
+            "                self.log.truncate_from(args.PrevLogIndex + 1)\n"
+            "            self.log.append(args.Entries)\n"
+            "            self.persist()\n"
+            "            index = args.PrevLogIndex\n"
+            "            for pos, (term, _) in enumerate(()):  # planted: never runs\n",
+        )],
+    ),
+    "vote_keeps_timer": (
+        "granting a vote does not reset the election timer",
+        [(
+            "                reply.VoteGranted = True\n"
+            "                # Figure 2, Rules for Followers 2: granting a vote postpones our own election.\n"
+            "                self._resetElectionTimer()\n",
+            "                reply.VoteGranted = True\n",
+        )],
+    ),
+    "slow_heartbeats": (
+        "heartbeats slower than the election timeout",
+        [(
+            "HEARTBEAT_INTERVAL = 0.100",
+            "HEARTBEAT_INTERVAL = 0.600",
+        )],
+    ),
+}
+
+
+class PlantError(Exception):
+    pass
+
+
+def plant(name, raft_py):
+    """Apply plant `name` to the file raft_py (a Path)."""
+    if name not in PLANTS:
+        raise PlantError(f"unknown plant {name!r}; expected one of {sorted(PLANTS)}")
+    src = raft_py.read_text()
+    for anchor, replacement in PLANTS[name][1]:
+        if src.count(anchor) != 1:
+            raise PlantError(f"plant {name}: its anchor occurs {src.count(anchor)} times in {raft_py}, not once:\n{anchor}")
+        src = src.replace(anchor, replacement)
+    raft_py.write_text(src)
+
+
+def planted_copy(dest, name=None):
+    """Copy the project to dest (no .git, venv or caches), with plant `name` if given."""
+    dest = Path(dest)
+    shutil.copytree(
+        ROOT, dest,
+        ignore=shutil.ignore_patterns(".git", ".venv", "mtests-out", "test-out", "__pycache__", "*.egg-info"),
+    )
+    if name is not None:
+        plant(name, dest / RAFT)
+    return dest
+
+
+def main(argv):
+    if len(argv) != 2:
+        raise SystemExit(f"usage: python -m tests.extra.plants NAME DEST  (NAME: {', '.join(PLANTS)})")
+    name, dest = argv
+    try:
+        planted_copy(dest, name)
+    except PlantError as e:
+        raise SystemExit(f"plants: {e}") from None
+    print(dest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
