@@ -15,7 +15,8 @@ leaves DEST untouched).  DEST must be empty or absent.  Files not in git (the
 venv, caches, test output) are not exported, nor is EXCLUDED: the skeleton
 folder itself, once laid over, this exporter's tests, which would fail once a
 student's code passes the lab tests, and the tests of the solution's internals
-(the Raft log type; the race detector's planted bug, which edits our AppendEntries).
+(the Raft log type; the race detector's planted bug, which edits our AppendEntries;
+the extra tests' planted bugs, which edit our raft/raft.py).
 """
 
 import argparse
@@ -29,12 +30,15 @@ SKELETON_DIR = "skeleton/"
 # Tracked paths (files, or folders ending in "/") left out of the export: the skeleton
 # folder (laid over already), and tests of this solution's own internals (the
 # bad-input tests, with tests/bad_input.py that serves only them, check our clerks'
-# and servers' messages and error values, which a student's own need not share), and
-# docs/, the solution's measurements (its stress notes tell how bugs of it were fixed).
+# and servers' messages and error values, which a student's own need not share), the
+# extra tests' planted bugs (tests/extra/ edits our raft/raft.py; tests/raft/test_extra.py
+# itself ships), and docs/, the solution's measurements (its stress notes tell how bugs of
+# it were fixed).
 EXCLUDED = (
     SKELETON_DIR,
     "tests/skeleton/",
     "tests/raft/test_raft_edges.py",
+    "tests/extra/",
     "tests/race/test_planted.py",
     "tests/kvraft/test_bad_input.py",
     "tests/shardctrler/test_bad_input.py",

@@ -1,0 +1,68 @@
+"""Measure the extra tests against the planted bugs: how many --sim seeds fail each.
+
+    python -m tests.extra.measure [--seeds N] [--first S] [PLANT ...]   (clean: the name "clean")
+
+For each plant (default: clean, then every plant of tests/extra/plants.py), a
+planted copy of the project is made and `pytest tests/raft/test_extra.py --sim
+--sim-seed S` runs once per seed, one process at a time; a seed counts as failed
+when any extra test fails, and the tests that failed are tallied.  The table is
+what docs/extra.md records.  It runs in the foreground, one pytest at a time.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from .plants import PLANTS, planted_copy
+
+TEST_FILE = "tests/raft/test_extra.py"
+
+
+def run_seed(copy, seed):
+    """(passed, names of the failed tests) of one seed's run in the copy."""
+    env = dict(os.environ)
+    env.pop("VERBOSE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST_FILE, "--sim", "--sim-seed", str(seed)],
+        cwd=copy, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=600,
+    )
+    failed = sorted(set(re.findall(r"^FAILED \S+::(\w+)", proc.stdout, re.M)))
+    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not failed):
+        failed.append(f"pytest exit {proc.returncode}")
+    return proc.returncode == 0, failed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first", type=int, default=1)
+    parser.add_argument("plants", nargs="*", default=["clean", *PLANTS])
+    args = parser.parse_args(argv)
+    for name in args.plants:
+        if name != "clean" and name not in PLANTS:
+            parser.error(f"unknown plant {name!r}; expected clean or one of {sorted(PLANTS)}")
+    print(f"| plant | seeds failed | failing tests | seconds |\n|---|---|---|---|")
+    for name in args.plants:
+        with tempfile.TemporaryDirectory(prefix="extra-") as tmp:
+            copy = planted_copy(Path(tmp) / "p", None if name == "clean" else name)
+            t0 = time.monotonic()
+            nfailed, tests = 0, Counter()
+            for seed in range(args.first, args.first + args.seeds):
+                ok, failed = run_seed(copy, seed)
+                if not ok:
+                    nfailed += 1
+                    tests.update(failed)
+            took = time.monotonic() - t0
+        names = ", ".join(f"{t} {n}" for t, n in tests.most_common()) or "-"
+        print(f"| {name} | {nfailed}/{args.seeds} | {names} | {took:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
