@@ -143,7 +143,7 @@ class Network:
             reliable = self.reliable
             longreordering = self.longReordering
             longdelays = self.longDelays
-        self.hooks.on_request(endname, servername, svcMeth, args)
+        self.hooks.on_request(endname, servername, svcMeth, args, args_bytes)
 
         if not (enabled and servername is not None and server is not None):
             # Simulate no reply and an eventual timeout.

@@ -32,7 +32,7 @@ class Event:
     still be lost), "reply" (a call returned its reply) or "duplicate" (a kept
     request was delivered again and its reply dropped).  number counts the
     replies of this network; a duplicate carries the number of the reply its
-    original got, a request 0."""
+    original got, a request 0.  size is the args' length in bytes on the wire."""
 
     kind: str
     number: int
@@ -40,6 +40,7 @@ class Event:
     servername: object
     svcMeth: str
     args: object
+    size: int
     reply: object = None
 
 
@@ -67,10 +68,10 @@ class Hooks:
             self.duplicate = bool(yes)
             self.kept.clear()
 
-    def on_request(self, endname, servername, svcMeth, args):
+    def on_request(self, endname, servername, svcMeth, args, args_bytes):
         observer = self.observer
         if observer is not None:
-            observer(Event("request", 0, endname, servername, svcMeth, args))
+            observer(Event("request", 0, endname, servername, svcMeth, args, len(args_bytes)))
 
     def on_reply(self, net, endname, servername, server, svcMeth, args, args_bytes, reply):
         """Called by Call after reply was filled in, before it returns True."""
@@ -86,10 +87,10 @@ class Hooks:
                 if len(kept) < KEEP:
                     kept.append((number, svcMeth, args_bytes, type(reply)))
         if observer is not None:
-            observer(Event("reply", number, endname, servername, svcMeth, args, reply))
+            observer(Event("reply", number, endname, servername, svcMeth, args, len(args_bytes), reply))
         if late is not None and self._deliver(net, endname, servername, server, late) and observer is not None:
             number, svcMeth, args_bytes, _ = late
-            observer(Event("duplicate", number, endname, servername, svcMeth, labgob.decode(args_bytes)))
+            observer(Event("duplicate", number, endname, servername, svcMeth, labgob.decode(args_bytes), len(args_bytes)))
 
     @staticmethod
     def _deliver(net, endname, servername, server, late):

@@ -2,7 +2,8 @@
 
     python -m tests.extra.measure [--seeds N] [--first S] [PLANT ...]   (clean: the name "clean")
 
-For each plant (default: clean, then every plant of tests/extra/plants.py), a
+For each plant (default: clean, then every plant of tests/extra/plants.py; its
+VARIANTS, other forms of the same bugs, by name), a
 planted copy of the project is made and `pytest tests/raft/test_extra.py --sim
 --sim-seed S` runs once per seed, one process at a time; a seed counts as failed
 when any extra test fails, and the tests that failed are tallied.  The table is
@@ -19,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .plants import PLANTS, planted_copy
+from .plants import PLANTS, VARIANTS, planted_copy
 
 TEST_FILE = "tests/raft/test_extra.py"
 
@@ -46,8 +47,8 @@ def main(argv=None):
     parser.add_argument("plants", nargs="*", default=["clean", *PLANTS])
     args = parser.parse_args(argv)
     for name in args.plants:
-        if name != "clean" and name not in PLANTS:
-            parser.error(f"unknown plant {name!r}; expected clean or one of {sorted(PLANTS)}")
+        if name != "clean" and name not in PLANTS and name not in VARIANTS:
+            parser.error(f"unknown plant {name!r}; expected clean or one of {sorted(PLANTS) + sorted(VARIANTS)}")
     print(f"| plant | seeds failed | failing tests | seconds |\n|---|---|---|---|")
     for name in args.plants:
         with tempfile.TemporaryDirectory(prefix="extra-") as tmp:

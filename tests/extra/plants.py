@@ -76,16 +76,47 @@ PLANTS = {
 }
 
 
+# Other forms of the same bug classes: measured (docs/extra.md), not run by test_plants.py.
+VARIANTS = {
+    "vote_not_restored": (
+        "Make does not restore votedFor from the persisted state",
+        [("        self.votedFor = votedFor\n", "")],
+    ),
+    "stale_leader_ignores_append_reply_term": (
+        "a leader ignores a higher term in AppendEntries replies (InstallSnapshot's still count)",
+        PLANTS["stale_leader_ignores_reply_term"][1][:1],
+    ),
+    "truncate_on_entries": (
+        "a follower truncates its log after prevLogIndex on every AppendEntries that carries entries",
+        [(
+            "            index = args.PrevLogIndex\n            for pos, (term, _) in enumerate(args.Entries):\n",
+            "            if args.Entries:\n"
+            "                if args.PrevLogIndex < last:\n"
+            "                    self.log.truncate_from(args.PrevLogIndex + 1)\n"
+            "                self.log.append(args.Entries)\n"
+            "                self.persist()\n"
+            "            index = args.PrevLogIndex\n"
+            "            for pos, (term, _) in enumerate(()):  # planted: never runs\n",
+        )],
+    ),
+    "heartbeats_350ms": (
+        "heartbeats every 350 ms, inside the election timeout's range (300-500 ms)",
+        [("HEARTBEAT_INTERVAL = 0.100", "HEARTBEAT_INTERVAL = 0.350")],
+    ),
+}
+
+
 class PlantError(Exception):
     pass
 
 
 def plant(name, raft_py):
     """Apply plant `name` to the file raft_py (a Path)."""
-    if name not in PLANTS:
-        raise PlantError(f"unknown plant {name!r}; expected one of {sorted(PLANTS)}")
+    edits = {**PLANTS, **VARIANTS}.get(name)
+    if edits is None:
+        raise PlantError(f"unknown plant {name!r}; expected one of {sorted(PLANTS) + sorted(VARIANTS)}")
     src = raft_py.read_text()
-    for anchor, replacement in PLANTS[name][1]:
+    for anchor, replacement in edits[1]:
         if src.count(anchor) != 1:
             raise PlantError(f"plant {name}: its anchor occurs {src.count(anchor)} times in {raft_py}, not once:\n{anchor}")
         src = src.replace(anchor, replacement)
@@ -106,7 +137,7 @@ def planted_copy(dest, name=None):
 
 def main(argv):
     if len(argv) != 2:
-        raise SystemExit(f"usage: python -m tests.extra.plants NAME DEST  (NAME: {', '.join(PLANTS)})")
+        raise SystemExit(f"usage: python -m tests.extra.plants NAME DEST  (NAME: {', '.join([*PLANTS, *VARIANTS])})")
     name, dest = argv
     try:
         planted_copy(dest, name)

@@ -443,6 +443,7 @@ def TestExtraDuplicateAppend():
             end = cfg.endnames[leader][a]
             mu = threading.Lock()
             seen = [0]  # the number of the latest reply on the leader's end to a
+            smallest = [None]  # the size of the smallest request on that end (a heartbeat)
             cutoff = [None]  # duplicates of replies up to this number are of older requests
             cut = threading.Event()
 
@@ -452,8 +453,12 @@ def TestExtraDuplicateAppend():
                 with mu:
                     if ev.kind == "reply":
                         seen[0] = ev.number
+                        smallest[0] = min(ev.size, smallest[0] or ev.size)
                     elif ev.kind == "duplicate" and cutoff[0] is not None and ev.number <= cutoff[0]:
-                        if not cut.is_set():
+                        # Older, and carrying entries (larger than a heartbeat): a copy that a
+                        # Raft truncating on every AppendEntries, or on every one with entries,
+                        # cuts its log short with.
+                        if ev.size > smallest[0] and not cut.is_set():
                             # The follower has just handled the copy: the leader goes, before
                             # it can repair a log the copy may have cut short.
                             cfg.disconnect(leader)
