@@ -11,33 +11,22 @@ what docs/extra.md records.  It runs in the foreground, one pytest at a time.
 """
 
 import argparse
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from .plants import PLANTS, VARIANTS, planted_copy
-
-TEST_FILE = "tests/raft/test_extra.py"
+from .plants import PLANTS, TEST_FILE, VARIANTS, planted_copy, run_extra
 
 
 def run_seed(copy, seed):
     """(passed, names of the failed tests) of one seed's run in the copy."""
-    env = dict(os.environ)
-    env.pop("VERBOSE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST_FILE, "--sim", "--sim-seed", str(seed)],
-        cwd=copy, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=600,
-    )
-    failed = sorted(set(re.findall(r"^FAILED \S+::(\w+)", proc.stdout, re.M)))
-    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not failed):
-        failed.append(f"pytest exit {proc.returncode}")
-    return proc.returncode == 0, failed
+    rc, out = run_extra(copy, TEST_FILE, seed)
+    failed = sorted(set(re.findall(r"^FAILED \S+::(\w+)", out, re.M)))
+    if rc not in (0, 1) or (rc == 1 and not failed):
+        failed.append(f"pytest exit {rc}")
+    return rc == 0, failed
 
 
 def main(argv=None):

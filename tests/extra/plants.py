@@ -8,12 +8,32 @@ plant, not a silently clean copy.  tests/extra/test_plants.py runs the extra
 tests on each copy under --sim; docs/extra.md has the full measurement.
 """
 
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RAFT = "raft/raft.py"
+TEST_FILE = "tests/raft/test_extra.py"
+# The loop of Figure 2's AppendEntries receiver 3 and 4, which the truncating plants replace.
+APPEND_LOOP = "            index = args.PrevLogIndex\n            for pos, (term, _) in enumerate(args.Entries):\n"
+
+
+def truncating(guard, indent):
+    """A replacement of APPEND_LOOP: under `guard`, cut the log after prevLogIndex and
+    append the entries, conflict or not (the loop no longer runs)."""
+    return (
+        f"{guard}"
+        f"{indent}if args.PrevLogIndex < last:\n"
+        f"{indent}    self.log.truncate_from(args.PrevLogIndex + 1)\n"
+        f"{indent}self.log.append(args.Entries)\n"
+        f"{indent}self.persist()\n"
+        "            index = args.PrevLogIndex\n"
+        "            for pos, (term, _) in enumerate(()):  # planted: never runs\n"
+    )
+
 
 # name -> (what the bug is, [(anchor, replacement), ...])
 PLANTS = {
@@ -47,15 +67,7 @@ PLANTS = {
     ),
     "truncate_every_append": (
         "a follower truncates its log after prevLogIndex on every AppendEntries, conflict or not",
-        [(
-            "            index = args.PrevLogIndex\n            for pos, (term, _) in enumerate(args.Entries):\n",
-            "            if args.PrevLogIndex < last:\n"
-            "                self.log.truncate_from(args.PrevLogIndex + 1)\n"
-            "            self.log.append(args.Entries)\n"
-            "            self.persist()\n"
-            "            index = args.PrevLogIndex\n"
-            "            for pos, (term, _) in enumerate(()):  # planted: never runs\n",
-        )],
+        [(APPEND_LOOP, truncating("", " " * 12))],
     ),
     "vote_keeps_timer": (
         "granting a vote does not reset the election timer",
@@ -88,16 +100,7 @@ VARIANTS = {
     ),
     "truncate_on_entries": (
         "a follower truncates its log after prevLogIndex on every AppendEntries that carries entries",
-        [(
-            "            index = args.PrevLogIndex\n            for pos, (term, _) in enumerate(args.Entries):\n",
-            "            if args.Entries:\n"
-            "                if args.PrevLogIndex < last:\n"
-            "                    self.log.truncate_from(args.PrevLogIndex + 1)\n"
-            "                self.log.append(args.Entries)\n"
-            "                self.persist()\n"
-            "            index = args.PrevLogIndex\n"
-            "            for pos, (term, _) in enumerate(()):  # planted: never runs\n",
-        )],
+        [(APPEND_LOOP, truncating(" " * 12 + "if args.Entries:\n", " " * 16))],
     ),
     "heartbeats_350ms": (
         "heartbeats every 350 ms, inside the election timeout's range (300-500 ms)",
@@ -133,6 +136,18 @@ def planted_copy(dest, name=None):
     if name is not None:
         plant(name, dest / RAFT)
     return dest
+
+
+def run_extra(copy, target, seed):
+    """Run `pytest target --sim --sim-seed seed` in the copy; (exit status, output)."""
+    env = dict(os.environ)
+    env.pop("VERBOSE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target, "--sim", "--sim-seed", str(seed)],
+        cwd=copy, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=600,
+    )
+    return proc.returncode, proc.stdout
 
 
 def main(argv):

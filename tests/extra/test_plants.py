@@ -9,20 +9,16 @@ cheap check that keeps them true.  Solution-only: the plants edit our
 raft/raft.py, so the student export leaves this folder out (tools/skeleton.py).
 """
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from .plants import PLANTS, RAFT, plant, planted_copy
+from .plants import PLANTS, RAFT, TEST_FILE, plant, planted_copy, run_extra
 
 # Real pytest processes: --sim runs these in real time.
 pytestmark = pytest.mark.realtime
 
 SEEDS = (1, 2)
-TEST_FILE = "tests/raft/test_extra.py"
 
 # plant -> (the extra test that catches it, what its failure says)
 CAUGHT_BY = {
@@ -41,17 +37,6 @@ def copy(tmp_path_factory):
     return dest, (dest / RAFT).read_text()
 
 
-def run(copy_dir, target, seed):
-    env = dict(os.environ)
-    env.pop("VERBOSE", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target, "--sim", "--sim-seed", str(seed)],
-        cwd=copy_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=300,
-    )
-    return proc.returncode, proc.stdout
-
-
 def test_every_plant_is_caught_by_a_test():
     assert sorted(CAUGHT_BY) == sorted(PLANTS)
 
@@ -60,7 +45,7 @@ def test_clean_solution_passes(copy):
     dest, original = copy
     (dest / RAFT).write_text(original)
     for seed in SEEDS:
-        rc, out = run(dest, TEST_FILE, seed)
+        rc, out = run_extra(dest, TEST_FILE, seed)
         assert rc == 0, out
         assert "6 passed" in out, out
 
@@ -72,7 +57,7 @@ def test_planted_bug_fails(copy, name):
     plant(name, dest / RAFT)
     test, message = CAUGHT_BY[name]
     for seed in SEEDS:
-        rc, out = run(dest, f"{TEST_FILE}::{test}", seed)
+        rc, out = run_extra(dest, f"{TEST_FILE}::{test}", seed)
         assert rc == 1, f"seed {seed}: {PLANTS[name][0]}: {test} passed\n{out}"
         assert f"FAILED {TEST_FILE}::{test}" in out, out
         assert re.search(message, out), f"seed {seed}: the failure does not name the rule:\n{out}"
