@@ -102,6 +102,13 @@ VARIANTS = {
         "a follower truncates its log after prevLogIndex on every AppendEntries that carries entries",
         [(APPEND_LOOP, truncating(" " * 12 + "if args.Entries:\n", " " * 16))],
     ),
+    "append_not_persisted": (
+        "a follower appends entries without persisting them before its reply",
+        [(
+            "                self.log.append(args.Entries[pos:])\n                self.persist()\n",
+            "                self.log.append(args.Entries[pos:])\n",
+        )],
+    ),
     "heartbeats_350ms": (
         "heartbeats every 350 ms, inside the election timeout's range (300-500 ms)",
         [("HEARTBEAT_INTERVAL = 0.100", "HEARTBEAT_INTERVAL = 0.350")],

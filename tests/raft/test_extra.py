@@ -164,15 +164,18 @@ class Restarter:
             except queue.Empty:
                 continue
             time.sleep(max(0.0, when - time.monotonic()))
-            if not self.cfg.checkFinished():
-                restart(self.cfg, i)
-            with self.mu:
-                self.pending.discard(i)
-                self.restarts += 1
+            try:
+                if not self.cfg.checkFinished():
+                    restart(self.cfg, i)
+            finally:  # a failed restart is recorded by start_thread; wait_idle reports it
+                with self.mu:
+                    self.pending.discard(i)
+                    self.restarts += 1
 
     def wait_idle(self):
         """Wait until every requested restart is done."""
         while True:
+            self.cfg.check_failure()
             with self.mu:
                 if not self.pending:
                     return
@@ -345,8 +348,12 @@ def TestExtraAppendSurvivesRestart():
         cfg.net.Observe(None)
         if not applied(cfg, leader, index):
             pytest.fail(f"leader {leader} did not commit entry {index} within 5 s ({restarter.restarts} follower restarts)")
-        # The entry is committed; only the restarted followers are left to keep it.
+        # The entry is committed; only the followers are left to keep it, and they restart
+        # once more (a follower that got it again since its restart holds it in memory only).
         cfg.crash1(leader)
+        for i in range(servers):
+            if i != leader:
+                restart(cfg, i)
         cfg.one(cmd(), servers - 1, True)
         n, got = cfg.nCommitted(index)
         if got != x:
