@@ -11,7 +11,8 @@ Test functions are collected with ``pytest --collect-only`` (under ``tests/`` un
 chosen when one of the PATTERNs (regular expressions) matches somewhere in its function
 name, so ``2A``, ``TestBackup2B`` and ``'Snapshot.*3B'`` all work.  A PATTERN that is a plain
 word also selects the tests carrying the pytest marker of that name, so ``4A`` finds the shard
-controller's TestBasic and TestMulti, whose Go names have no part suffix.  Every run is a separate
+controller's TestBasic and TestMulti, whose Go names have no part suffix, and ``extra`` the
+extra Raft tests (tests/raft/test_extra.py).  Every run is a separate
 ``python -m pytest -x -q -s NODEID`` process in its own process group; the queue holds
 iteration 1 of every selected test, then iteration 2, and so on.  ``--scheduler`` sends the
 runs to a Dask cluster instead (mtests_cluster.py; everything below holds there too).

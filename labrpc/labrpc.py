@@ -46,6 +46,8 @@ import labgob
 import timeline
 from labgob.labgob import checkDefault, fill
 
+from .nemesis import Hooks
+
 __all__ = [
     "ClientEnd",
     "MakeNetwork",
@@ -97,6 +99,7 @@ class Network:
         self.count = 0  # total RPC count, for statistics
         self.bytes = 0  # total bytes sent, for statistics
         self._pool = _HandlerPool()
+        self.hooks = Hooks()  # a test's observer and the DuplicateLate nemesis (nemesis.py)
 
     def Cleanup(self):
         self.done.set()
@@ -115,6 +118,14 @@ class Network:
     def LongDelays(self, yes):
         with self.mu:
             self.longDelays = bool(yes)
+
+    def DuplicateLate(self, yes):
+        """Deliver earlier requests again, late, dropping their replies (nemesis.py)."""
+        self.hooks.set_duplicate(yes)
+
+    def Observe(self, fn):
+        """Call fn(event) for every request and reply (nemesis.Event); None stops it."""
+        self.hooks.set_observer(fn)
 
     def _isServerDead(self, endname, servername, server):
         with self.mu:
@@ -139,6 +150,7 @@ class Network:
             longreordering = self.longReordering
             longdelays = self.longDelays
         rec = timeline.rpc_sent(endname, servername, svcMeth, args)  # None when not recording
+        self.hooks.on_request(endname, servername, svcMeth, args, args_bytes)
 
         if not (enabled and servername is not None and server is not None):
             # Simulate no reply and an eventual timeout.
@@ -200,6 +212,8 @@ class Network:
         checkDefault(reply)
         fill(reply, decoded)
         timeline.rpc_replied(rec)
+        if self.hooks.active():
+            self.hooks.on_reply(self, endname, servername, server, svcMeth, args, args_bytes, reply)
         return True
 
     def MakeEnd(self, endname):

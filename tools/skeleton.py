@@ -16,8 +16,8 @@ venv, caches, test output) are not exported, nor is EXCLUDED: the skeleton
 folder itself, once laid over, this exporter's tests, which would fail once a
 student's code passes the lab tests, and the tests of the solution's internals
 (the Raft log type; the race detector's and the lock watchdog's planted bugs, which
-edit passages of our raft.py), and the solution's rsm package, which no 2023 skeleton
-file imports.
+edit passages of our raft.py; the extra tests' planted bugs, which edit our
+raft/raft.py), and the solution's rsm package, which no 2023 skeleton file imports.
 """
 
 import argparse
@@ -31,14 +31,17 @@ SKELETON_DIR = "skeleton/"
 # Tracked paths (files, or folders ending in "/") left out of the export: the skeleton
 # folder (laid over already), and tests of this solution's own internals (the
 # bad-input tests, with tests/bad_input.py that serves only them, check our clerks'
-# and servers' messages and error values, which a student's own need not share), and
-# docs/, the solution's measurements (its stress notes tell how bugs of it were fixed);
-# rsm/, the solution's state-machine layer, which the 2023 labs leave to the student.
+# and servers' messages and error values, which a student's own need not share), the
+# extra tests' planted bugs (tests/extra/ edits our raft/raft.py; tests/raft/test_extra.py
+# itself ships), and docs/, the solution's measurements (its stress notes tell how bugs of
+# it were fixed); rsm/, the solution's state-machine layer, which the 2023 labs leave to
+# the student.
 EXCLUDED = (
     SKELETON_DIR,
     "rsm/",
     "tests/skeleton/",
     "tests/raft/test_raft_edges.py",
+    "tests/extra/",
     "tests/race/test_planted.py",
     "tests/lockwatch/test_planted.py",
     "tests/lockwatch/plants.py",
