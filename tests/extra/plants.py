@@ -17,21 +17,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RAFT = "raft/raft.py"
 TEST_FILE = "tests/raft/test_extra.py"
-# The loop of Figure 2's AppendEntries receiver 3 and 4, which the truncating plants replace.
-APPEND_LOOP = "            index = args.PrevLogIndex\n            for pos, (term, _) in enumerate(args.Entries):\n"
+# Where Figure 2's AppendEntries receiver 3 and 4 begin, which the truncating plants replace.
+APPEND_LOOP = "            first = args.PrevLogIndex + 1\n            pos = self.log.find_conflict(first, args.Entries)\n"
 
 
 def truncating(guard, indent):
     """A replacement of APPEND_LOOP: under `guard`, cut the log after prevLogIndex and
-    append the entries, conflict or not (the loop no longer runs)."""
+    append the entries, conflict or not (the conflict scan no longer runs)."""
     return (
         f"{guard}"
         f"{indent}if args.PrevLogIndex < last:\n"
-        f"{indent}    self.log.truncate_from(args.PrevLogIndex + 1)\n"
+        # -1: a student's Raft has no guard against cutting committed entries; ours would
+        # raise in the handler and hide the rule the extra test names.
+        f"{indent}    self.log.truncate_from(args.PrevLogIndex + 1, -1)\n"
         f"{indent}self.log.append(args.Entries)\n"
         f"{indent}self.persist()\n"
-        "            index = args.PrevLogIndex\n"
-        "            for pos, (term, _) in enumerate(()):  # planted: never runs\n"
+        "            first = args.PrevLogIndex + 1\n"
+        "            pos = len(args.Entries)  # planted: nothing is left to append\n"
     )
 
 
