@@ -23,6 +23,7 @@ __all__ = ["OVERRIDE", "VERIFIED", "MissingName", "Patches", "UnverifiedPython",
 # (setup.cfg's python_requires is >=3.10; race/sites.py's opcode tables cover these).
 VERIFIED = ((3, 10), (3, 11), (3, 12))
 OVERRIDE = "PYLABS_UNVERIFIED_PYTHON"
+version_info = sys.version_info  # the running version; tests put another one here
 
 _ABSENT = object()  # the name was inherited, not in the owner's own __dict__
 _live = []  # (handle, owner, name) of every patch in place, oldest first
@@ -36,14 +37,14 @@ class UnverifiedPython(RuntimeError):
     pass
 
 
-def _version(version_info=None):
-    v = version_info or sys.version_info
+def _version(v=None):
+    v = v or version_info
     return f"{v[0]}.{v[1]}.{v[2]}" if len(v) > 2 else f"{v[0]}.{v[1]}"
 
 
-def check_python(tool, version_info=None):
-    """Refuse to run `tool` on a Python outside VERIFIED (version_info: a test's seam)."""
-    v = tuple(version_info or sys.version_info)
+def check_python(tool):
+    """Refuse to run `tool` on a Python outside VERIFIED."""
+    v = tuple(version_info)
     if v[:2] in VERIFIED or os.environ.get(OVERRIDE) == "1":
         return
     verified = ", ".join(f"{a}.{b}" for a, b in VERIFIED)
