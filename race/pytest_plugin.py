@@ -40,7 +40,7 @@ def pytest_configure(config):
     try:
         detector.install()
         self_test()
-    except (interpose.UnverifiedPython, SelfTestFailed) as e:
+    except (interpose.UnverifiedPython, interpose.MissingName, SelfTestFailed) as e:
         detector.uninstall()
         raise pytest.UsageError(str(e)) from None
     instrument_labs()

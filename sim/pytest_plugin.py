@@ -64,7 +64,11 @@ def pytest_configure(config):
         seed = random.SystemRandom().randrange(2**32)
     plugin = SimPlugin(config, seed)
     config.pluginmanager.register(plugin, "sim")
-    plugin.start()
+    try:
+        plugin.start()
+    except interpose.MissingName as e:
+        config.pluginmanager.unregister(plugin)
+        raise pytest.UsageError(str(e)) from None
 
 
 def _rerun_with_fixed_hashes():
