@@ -50,9 +50,9 @@ def check_python(tool):
     verified = ", ".join(f"{a}.{b}" for a, b in VERIFIED)
     raise UnverifiedPython(
         f"{tool}: Python {_version(v)} is not one whose internals {tool} was checked against ({verified}): "
-        f"it replaces private names of threading, _thread and time and reads bytecode, and on another "
-        f"version it could check less without saying so. Run it with Python {verified}, or set "
-        f"{OVERRIDE}=1 to try anyway (a name that is missing is then an error)."
+        f"the tools replace private names of threading, _thread and time (and --race reads bytecode), "
+        f"and on another version they could check less without saying so. Run it with Python "
+        f"{verified}, or set {OVERRIDE}=1 to try anyway (a name or opcode it does not know is then an error)."
     )
 
 
