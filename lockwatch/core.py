@@ -28,6 +28,8 @@ import sys
 import threading
 import weakref
 
+import interpose
+
 CYCLE_SECONDS = 2.0  # a cycle of the same waits this long is a deadlock
 
 _LAB_FILE = re.compile(r"[/\\](raft|kvraft|shardctrler|shardkv)[/\\][^/\\]+\.py$")
@@ -197,17 +199,16 @@ class LabLock:
 
 # ---- the factory ----
 
-_installed = None  # the threading.Lock that install() replaced
+_patches = interpose.Patches("lockwatch")
 
 
 def install():
     """From now on the lab's code gets LabLocks from threading.Lock.  Call after the
     race detector and the simulation have put their own lock factories in place:
     a LabLock wraps whatever they give."""
-    global _installed
-    if _installed is not None:
+    if _patches:
         return
-    make = _installed = threading.Lock
+    make = threading.Lock
 
     def Lock():
         f = _getframe(1)
@@ -220,14 +221,11 @@ def install():
             maker = None
         return LabLock(make(), maker, f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}")
 
-    threading.Lock = Lock
+    _patches.patch(threading, "Lock", Lock)
 
 
 def uninstall():
-    global _installed
-    if _installed is not None:
-        threading.Lock = _installed
-        _installed = None
+    _patches.restore()
 
 
 def reset():

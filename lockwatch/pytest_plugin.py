@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import interpose
 from sim import realtime
 from sim.scheduler import BASE_MONOTONIC_NS
 
@@ -72,6 +73,7 @@ class LockWatch:
         self.stopped = realtime.Event()
         self.thread = None
         self.sleep = time.sleep
+        self.patches = interpose.Patches("lockwatch plugin")
 
         import labrpc.labrpc as labrpc  # only now: under --sim its locks must be simulated ones
 
@@ -79,7 +81,7 @@ class LockWatch:
         labrpc.call_waits = core.call_waits
         core.wrap_call(labrpc.ClientEnd)
         core.on_held_across = self.held_across
-        time.sleep = core.checked_sleep(self.sleep)
+        self.patches.patch(time, "sleep", core.checked_sleep(self.sleep))
         core.sim_world = self.world
         if self.world is not None:
             self.world.on_clock = self.on_clock
@@ -96,8 +98,7 @@ class LockWatch:
             self.thread.join()
         if self.world is not None:
             self.world.on_clock = self.world.explain = None
-        if getattr(time.sleep, "__wrapped__", None) is self.sleep:
-            time.sleep = self.sleep
+        self.patches.restore()
         core.unwrap_call(labrpc.ClientEnd)
         for chan in self.chans:
             core.unwrap_chan(chan)

@@ -43,6 +43,8 @@ import threading
 import types
 import weakref
 
+import interpose
+
 from . import sites
 
 __all__ = [
@@ -70,7 +72,8 @@ _getframe = sys._getframe
 _mu = _thread.RLock()  # guards the detector's own state; reentrant in case GC runs a hook inside
 
 _installed = False
-_originals = {}  # (owner, attribute) -> the value install() replaced
+_originals = {}  # (owner, attribute) -> the value install() or track_channel() replaced
+_patches = interpose.Patches("--race")
 
 _states = {}  # thread ident -> _ThreadState of the thread running under that ident
 _next_tid = 0
@@ -400,9 +403,15 @@ def install():
     with _mu:
         if _installed:
             return
-        for owner, attr, hook in _HOOKS:
-            _originals[owner, attr] = getattr(owner, attr)
-            setattr(owner, attr, hook)
+        interpose.check_python("--race")
+        try:
+            for owner, attr, hook in _HOOKS:
+                _originals[owner, attr] = _patches.patch(owner, attr, hook)
+        except BaseException:
+            _patches.restore()
+            for owner, attr, _ in _HOOKS:
+                _originals.pop((owner, attr), None)
+            raise
         _installed = True
 
 
@@ -412,8 +421,9 @@ def uninstall():
     with _mu:
         if not _installed:
             return
+        _patches.restore()
         for owner, attr, _ in _HOOKS:
-            setattr(owner, attr, _originals.pop((owner, attr)))
+            del _originals[owner, attr]
         _installed = False
 
 

@@ -11,14 +11,23 @@ subscript store or delete, or a mutating method such as append or pop.
 What this cannot see: a container first copied into a local (`log = self.log`,
 then `log.append(e)`), and containers nested inside the field's value
 (`self.waiters[i].append(w)` writes only the inner list: that is a read of the
-field).  A site the analysis does not understand counts as a read.
+field).  A site the analysis does not follow to its end (a jump, a return, a
+call with * arguments) counts as a read.
+
+Every opcode of the verified Pythons (interpose.VERIFIED) is in one of the
+tables below, checked at import: on such a version an opcode this analysis does
+not know is impossible, and on another one (PYLABS_UNVERIFIED_PYTHON=1) meeting
+one is an error naming it, not a read.
 """
 
 import bisect
 import dis
 import opcode
+import sys
 
-__all__ = ["MUTATING_METHODS", "mutates"]
+import interpose
+
+__all__ = ["MUTATING_METHODS", "UnknownOpcode", "mutates", "unclassified"]
 
 # Methods of list, dict, set, bytearray and deque that change the container.
 MUTATING_METHODS = frozenset({
@@ -45,6 +54,44 @@ _TWO_TO_ONE_PREFIXES = ("BINARY_", "INPLACE_")
 _ONE_TO_ONE = {"UNARY_NEGATIVE", "UNARY_NOT", "UNARY_INVERT", "UNARY_POSITIVE", "GET_ITER",
                "FORMAT_SIMPLE", "TO_BOOL"}
 _CONSUME_ONE = {"POP_TOP", "STORE_FAST", "STORE_NAME", "STORE_GLOBAL", "STORE_DEREF"}
+_FOLLOWED = {"COPY", "SWAP", "LOAD_GLOBAL", "LOAD_ATTR", "LOAD_METHOD", "BUILD_TUPLE", "BUILD_LIST",
+             "BUILD_SET", "BUILD_STRING", "BUILD_SLICE", "BUILD_MAP", "CALL", "CALL_METHOD",
+             "CALL_FUNCTION_KW", "CALL_FUNCTION", "STORE_ATTR", "STORE_SUBSCR", "DELETE_SUBSCR",
+             "BINARY_SLICE", "STORE_SLICE"}
+# The other opcodes of Python 3.10-3.12, where the analysis stops and the load is a read:
+# control flow, returns and raises, imports, and builds and calls it does not model.
+_STOPS = frozenset({
+    "ASYNC_GEN_WRAP", "BEFORE_ASYNC_WITH", "BEFORE_WITH", "BUILD_CONST_KEY_MAP", "CALL_FUNCTION_EX",
+    "CALL_INTRINSIC_1", "CALL_INTRINSIC_2", "CHECK_EG_MATCH", "CHECK_EXC_MATCH", "CLEANUP_THROW",
+    "COPY_DICT_WITHOUT_KEYS", "COPY_FREE_VARS", "DELETE_ATTR", "DELETE_DEREF", "DELETE_FAST",
+    "DELETE_GLOBAL", "DELETE_NAME", "DICT_MERGE", "DICT_UPDATE", "END_ASYNC_FOR", "END_FOR", "END_SEND",
+    "FORMAT_VALUE", "FOR_ITER", "GEN_START", "GET_AITER", "GET_ANEXT", "GET_AWAITABLE", "GET_LEN",
+    "GET_YIELD_FROM_ITER", "IMPORT_FROM", "IMPORT_NAME", "IMPORT_STAR", "INTERPRETER_EXIT",
+    "JUMP_ABSOLUTE", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_FORWARD",
+    "JUMP_IF_FALSE_OR_POP", "JUMP_IF_NOT_EXC_MATCH", "JUMP_IF_TRUE_OR_POP", "LIST_APPEND", "LIST_EXTEND",
+    "LIST_TO_TUPLE", "LOAD_ASSERTION_ERROR", "LOAD_BUILD_CLASS", "LOAD_FROM_DICT_OR_DEREF",
+    "LOAD_FROM_DICT_OR_GLOBALS", "LOAD_LOCALS", "LOAD_SUPER_ATTR", "MAKE_CELL", "MAKE_FUNCTION", "MAP_ADD",
+    "MATCH_CLASS", "MATCH_KEYS", "MATCH_MAPPING", "MATCH_SEQUENCE", "POP_BLOCK", "POP_EXCEPT",
+    "POP_JUMP_BACKWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE",
+    "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_FORWARD_IF_NONE",
+    "POP_JUMP_FORWARD_IF_NOT_NONE", "POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_IF_NONE",
+    "POP_JUMP_IF_NOT_NONE", "POP_JUMP_IF_TRUE", "PREP_RERAISE_STAR", "PRINT_EXPR", "PUSH_EXC_INFO",
+    "RAISE_VARARGS", "RERAISE", "RESERVED", "RETURN_CONST", "RETURN_GENERATOR", "RETURN_VALUE", "ROT_N",
+    "SEND", "SETUP_ANNOTATIONS", "SETUP_ASYNC_WITH", "SETUP_FINALLY", "SETUP_WITH", "SET_ADD",
+    "SET_UPDATE", "UNPACK_EX", "UNPACK_SEQUENCE", "WITH_EXCEPT_START", "YIELD_FROM", "YIELD_VALUE",
+})
+
+
+class UnknownOpcode(RuntimeError):
+    pass
+
+
+def unclassified(names):
+    """The opcode names in names that no table above classifies."""
+    known = _NO_STACK | _LOADS_ONE | _TWO_TO_ONE | _ONE_TO_ONE | _CONSUME_ONE | _FOLLOWED | _STOPS | set(_SHUFFLES)
+    return sorted(n for n in names if n not in known and not n.startswith(_TWO_TO_ONE_PREFIXES))
+
+
 
 
 def mutates(code, offset, name):
@@ -54,7 +101,9 @@ def mutates(code, offset, name):
     if hit is None:
         try:
             hit = _analyse(code, offset, name)
-        except Exception:  # an opcode layout this analysis does not know: a read
+        except UnknownOpcode:
+            raise
+        except Exception:  # an operand layout this analysis does not know: a read
             hit = False
         _cache[key] = hit
     return hit
@@ -143,6 +192,12 @@ def _analyse(code, offset, name):
             for step in _SHUFFLES[op]:
                 _shuffle(stack, *step)
             continue
+        if op in _UNKNOWN:
+            raise UnknownOpcode(
+                f"race: opcode {op} of Python {sys.version.split()[0]} (at {code.co_filename}:{code.co_firstlineno}) "
+                f"is not in race/sites.py's tables: this version's bytecode was not checked "
+                f"({interpose.OVERRIDE} is set); add it to a table there"
+            )
         effect = _effect(ins)
         if effect is None:
             return False
@@ -162,3 +217,10 @@ def _analyse(code, offset, name):
         if not any(stack):
             return False  # every copy was consumed by a read
     return False
+
+
+# The opcodes dis.get_instructions can show: not the pseudo ones (3.12's LOAD_METHOD is
+# one, numbered from 256) nor INSTRUMENTED_* (dis shows the instruction they stand for).
+_UNKNOWN = frozenset(unclassified(n for n, op in opcode.opmap.items() if op < 256 and not n.startswith("INSTRUMENTED_")))
+if _UNKNOWN and sys.version_info[:2] in interpose.VERIFIED:
+    raise ImportError(f"race/sites.py: the opcode tables miss {', '.join(sorted(_UNKNOWN))} of Python {sys.version.split()[0]}")

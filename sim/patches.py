@@ -21,11 +21,13 @@ import sys
 import threading
 import time
 
+import interpose
+
 from . import realtime
 from .scheduler import MIN_SLEEP_NS, BASE_TIME_NS, BASE_MONOTONIC_NS, SLEEP, World
 
 _world = None  # the World while installed
-_originals = []  # (owner, name, value) to put back at uninstall
+_patches = interpose.Patches("sim")
 _NS = 10**9
 
 
@@ -302,6 +304,7 @@ def install(seed, preempt=False):
     global _world
     if _world is not None:
         raise RuntimeError("sim: already installed")
+    interpose.check_python("--sim")
     early = [m for m in LAB_MODULES if m in sys.modules]
     if early:
         raise RuntimeError(
@@ -317,25 +320,30 @@ def install(seed, preempt=False):
     w = World(seed, preempt)
     w.adopt_main(threading.current_thread())
     _world = w
+    try:
+        _patch_all(_patches.patch)
+    except BaseException:
+        uninstall()  # leave nothing half-patched behind the error
+        raise
+    realtime.interrupt_thread = _interrupt_thread
+    return w
 
-    def patch(owner, name, value):
-        if hasattr(owner, name):  # names differ between Python versions
-            _originals.append((owner, name, getattr(owner, name)))
-            setattr(owner, name, value)
 
+def _patch_all(patch):
     patch(_thread, "allocate_lock", allocate_lock)
     patch(_thread, "allocate", allocate_lock)
     patch(threading, "Lock", allocate_lock)
     patch(threading, "_allocate_lock", allocate_lock)
     patch(threading, "_CRLock", None)  # threading.RLock() is then the Python one, on our locks
-    if hasattr(threading, "_start_joinable_thread"):
+    if sys.version_info >= (3, 13):
         patch(threading, "_start_joinable_thread", _start_joinable_thread)
-    if hasattr(threading, "_start_new_thread"):
+    else:
         patch(threading, "_start_new_thread", _start_new_thread)
     patch(_thread, "start_new_thread", _start_new_thread)
     patch(_thread, "start_new", _start_new_thread)
     patch(threading.Thread, "join", join)
     patch(threading.Thread, "is_alive", is_alive)
+    patch(threading, "_counter", threading._counter)  # begin_test renumbers the threads
     patch(queue, "SimpleQueue", queue._PySimpleQueue)
     patch(time, "sleep", sleep)
     patch(time, "monotonic", monotonic)
@@ -351,15 +359,11 @@ def install(seed, preempt=False):
     patch(random, "_urandom", urandom)  # SystemRandom, and so the secrets module
     patch(random, "Random", Random)
     patch(random, "seed", global_seed)
-    realtime.interrupt_thread = _interrupt_thread
-    return w
 
 
 def uninstall():
     global _world
-    while _originals:
-        owner, name, value = _originals.pop()
-        setattr(owner, name, value)
+    _patches.restore()
     realtime.interrupt_thread = None
     _world = None
 

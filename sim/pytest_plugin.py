@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+import interpose
+
 from . import realtime  # first: it keeps the real functions before they are replaced
 from . import patches
 from .scheduler import BusyLoop
@@ -51,6 +53,10 @@ def _wanted(config):
 def pytest_configure(config):
     if not _wanted(config):
         return
+    try:
+        interpose.check_python("--sim")
+    except interpose.UnverifiedPython as e:
+        raise pytest.UsageError(str(e)) from None
     if os.environ.get("PYTHONHASHSEED") != "0":
         _rerun_with_fixed_hashes()
     seed = config.getoption("sim_seed")
@@ -58,7 +64,11 @@ def pytest_configure(config):
         seed = random.SystemRandom().randrange(2**32)
     plugin = SimPlugin(config, seed)
     config.pluginmanager.register(plugin, "sim")
-    plugin.start()
+    try:
+        plugin.start()
+    except interpose.MissingName as e:
+        config.pluginmanager.unregister(plugin)
+        raise pytest.UsageError(str(e)) from None
 
 
 def _rerun_with_fixed_hashes():
