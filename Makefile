@@ -47,7 +47,7 @@ test: $(STAMP)
 
 # The framework's own tests pass whatever state the lab is in; the tests of the tools that run
 # the lab's own Raft with a bug planted in it (marker needs_lab) pass once the lab does.
-FRAMEWORK_TESTS := tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity tests/sim tests/progress_plugin tests/timeline tests/lockwatch
+FRAMEWORK_TESTS := tests/labgob tests/labrpc tests/porcupine tests/mtests tests/dslogs tests/fidelity tests/sim tests/progress_plugin tests/timeline tests/lockwatch tests/interpose
 
 test-framework: $(STAMP)
 	$(PYTEST) -m "not needs_lab" $(FRAMEWORK_TESTS)
