@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import threading
+import time
 import weakref
 
 import interpose
@@ -47,8 +48,14 @@ _held = set()  # LabLocks held now
 _broken = set()  # idents whose lock wait break_cycle() ended (real time)
 BREAK_POLL = 0.25  # seconds: how often a real-time lock wait looks at _broken
 
-# fn(text, key): a lock held across a blocking call; set by the pytest plugin.
+# fn(text, key, soft): a lock held across a blocking call (soft: a delay that is only ever
+# a warning); set by the pytest plugin.
 on_held_across = None
+# fn(lock, taken, held, frame): a lab lock is let go after LONG_HOLD seconds or more
+# (taken: time.monotonic() when it was taken; frame: where it is let go); set by the
+# pytest plugin, for the timeline page.
+on_long_hold = None
+LONG_HOLD = 0.050
 # Under --sim, the World: its lock waits are broken by interrupting the thread.
 sim_world = None
 
@@ -99,7 +106,7 @@ class LabLock:
     """threading.Lock for the lab's code: the same lock, plus who holds it and where
     it was taken (the `with` or acquire line), and what waits for it."""
 
-    __slots__ = ("_inner", "owner", "code", "line", "by_with", "maker", "site", "__weakref__")
+    __slots__ = ("_inner", "owner", "code", "line", "by_with", "since", "maker", "site", "__weakref__")
 
     def __init__(self, inner, maker, site):
         self._inner = inner
@@ -107,6 +114,7 @@ class LabLock:
         self.code = None  # where it took the lock: code object and line
         self.line = 0
         self.by_with = False  # taken by a `with`: only its holder's own __exit__ releases it
+        self.since = 0.0  # time.monotonic() when it was taken (the virtual clock under --sim)
         self.maker = maker  # weakref to the object whose method made it (for its name), or None
         self.site = site  # "raft.py:238", where it was made
 
@@ -119,6 +127,7 @@ class LabLock:
         if self._inner.acquire(False):
             f = _getframe(1)
             self.owner, self.code, self.line, self.by_with = _get_ident(), f.f_code, f.f_lineno, False
+            self.since = time.monotonic()
             _held.add(self)
             return True
         if not blocking:
@@ -129,6 +138,7 @@ class LabLock:
         if self._inner.acquire(False):
             f = _getframe(1)
             self.owner, self.code, self.line, self.by_with = _get_ident(), f.f_code, f.f_lineno, True
+            self.since = time.monotonic()
             _held.add(self)
             return True
         return self._wait(-1, _getframe(1), True)
@@ -153,10 +163,15 @@ class LabLock:
             _lock_waits.pop(me, None)
         if ok:
             self.owner, self.code, self.line, self.by_with = me, frame.f_code, frame.f_lineno, by_with
+            self.since = time.monotonic()
             _held.add(self)
         return ok
 
-    def release(self):
+    def release(self, _depth=1):
+        if on_long_hold is not None and self.owner is not None:
+            held = time.monotonic() - self.since
+            if held >= LONG_HOLD:
+                on_long_hold(self, self.since, held, _getframe(_depth))
         # Cleared before the release: the next owner sets its own at once.
         self.owner = None
         _held.discard(self)
@@ -165,7 +180,7 @@ class LabLock:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is DeadlockBroken and self.owner != _get_ident():
             return  # broken while taking it back after a Condition wait: it holds nothing
-        self.release()
+        self.release(2)
 
     def locked(self):
         return self._inner.locked()
@@ -178,13 +193,14 @@ class LabLock:
 
     def _release_save(self):
         by_with = self.by_with
-        self.release()
+        self.release(3)  # the line of the cond.wait()
         return by_with
 
     def _acquire_restore(self, by_with):
         f = _getframe(2)
         if self._inner.acquire(False):
             self.owner, self.code, self.line, self.by_with = _get_ident(), f.f_code, f.f_lineno, by_with
+            self.since = time.monotonic()
             _held.add(self)
         else:
             self._wait(-1, f, by_with)
@@ -238,6 +254,16 @@ def reset():
 
 
 # ---- names and places ----
+
+
+def lock_lane(lock):
+    """The timeline lane of the server whose object made the lock, if it says: its
+    `me` (and `gid` in shardkv); else None."""
+    obj = lock.maker() if lock.maker is not None else None
+    me, gid = getattr(obj, "me", None), getattr(obj, "gid", None)
+    if type(me) is not int:
+        return None
+    return f"server-{gid}-{me}" if type(gid) is int else str(me)
 
 
 def lock_name(lock):
@@ -305,21 +331,28 @@ def self_deadlock_message(lock, frame):
 # ---- blocking while holding a lock ----
 
 
-def check_held(what, frame):
+_BLOCKING_ADVICE = (
+    "never hold a lock across an RPC, an applyCh send or a sleep (other threads wait for it all "
+    "that time, and a peer or reader that needs it deadlocks)"
+)
+_START_ADVICE = (
+    "Python's Thread.start() waits until the new thread runs (Go's `go` does not), and on a loaded "
+    "machine every thread that needs the lock waits that long too (a leader misses its heartbeats): "
+    "make the threads under the lock, start them after letting go of it"
+)
+
+
+def check_held(what, frame, advice=_BLOCKING_ADVICE, soft=False):
     """The calling thread is about to block in `what` ("Call to 2.RequestVote");
-    report any lab lock it holds."""
+    report any lab lock it holds.  soft: only ever a warning (a delay, not a hang)."""
     if not _held or on_held_across is None:
         return
     mine = held_by(_get_ident())
     if not mine:
         return
     where = lab_place(frame)
-    text = (
-        f"lockwatch: {thread_name(_get_ident())} holds {holds_text(mine)} across {what} at {where}: "
-        f"never hold a lock across an RPC, an applyCh send or a sleep (other threads wait for it all "
-        f"that time, and a peer or reader that needs it deadlocks)"
-    )
-    on_held_across(text, (tuple(taken_at(lk) for lk in mine), where, what.split(" to ")[0]))
+    text = f"lockwatch: {thread_name(_get_ident())} holds {holds_text(mine)} across {what} at {where}: {advice}"
+    on_held_across(text, (tuple(taken_at(lk) for lk in mine), where, what.split(" to ")[0]), soft)
 
 
 def wrap_call(cls):
@@ -372,6 +405,18 @@ def unwrap_call(cls):
 def unwrap_chan(cls):
     if hasattr(cls.send, "__lockwatch__"):
         cls.send, cls.recv = cls.send.__lockwatch__
+
+
+def checked_start(start):
+    """Thread.start, which checks the starter's locks first."""
+
+    def start_(self):
+        if _held:
+            check_held("Thread.start()", _getframe(1), _START_ADVICE, soft=True)
+        return start(self)
+
+    start_.__wrapped__ = start
+    return start_
 
 
 def checked_sleep(sleep):

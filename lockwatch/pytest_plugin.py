@@ -9,15 +9,19 @@ in the thread that would hang, fails the running test through tests/gotest.py.
 
 A lab lock held across a blocking call fails the test under --race and --sim
 (where nothing is left to chance); otherwise each such pair of places is one
-warning line at the end of the test.
+warning line at the end of the test.  Held across Thread.start() it is always
+a warning: a delay on a loaded machine, never a hang.  A lab lock held 50 ms or
+more is drawn on the timeline page.
 """
 
 import sys
+import threading
 import time
 
 import pytest
 
 import interpose
+import timeline
 from sim import realtime
 from sim.scheduler import BASE_MONOTONIC_NS
 
@@ -81,7 +85,9 @@ class LockWatch:
         labrpc.call_waits = core.call_waits
         core.wrap_call(labrpc.ClientEnd)
         core.on_held_across = self.held_across
+        core.on_long_hold = self.long_hold
         self.patches.patch(time, "sleep", core.checked_sleep(self.sleep))
+        self.patches.patch(threading.Thread, "start", core.checked_start(threading.Thread.start))
         core.sim_world = self.world
         if self.world is not None:
             self.world.on_clock = self.on_clock
@@ -104,6 +110,7 @@ class LockWatch:
             core.unwrap_chan(chan)
         labrpc.call_waits = None
         core.on_held_across = None
+        core.on_long_hold = None
         core.sim_world = None
         core.uninstall()
 
@@ -132,12 +139,21 @@ class LockWatch:
 
     # ---- reports ----
 
-    def held_across(self, text, key):
+    def held_across(self, text, key, soft=False):
         if key in self.warnings:
             return
-        self.warnings[key] = text
-        if self.strict:
+        self.warnings[key] = (text, soft)
+        if self.strict and not soft:
             _fail(text)
+
+    @staticmethod
+    def long_hold(lock, taken, held, frame):
+        # Only on the timeline page: a loaded machine stops a thread that holds a lock too.
+        timeline.lock_held(
+            core.lock_lane(lock), taken, held,
+            f"{core.lock_name(lock)} held {held * 1000:.0f} ms by {core.thread_name(lock.owner)}: "
+            f"taken at {core.taken_at(lock)}, let go at {core.lab_place(frame)}",
+        )
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -151,6 +167,6 @@ class LockWatch:
         self.next_check = 0
         self.t0 = realtime.monotonic() if self.world is None else BASE_MONOTONIC_NS / 1e9
         yield
-        if not self.strict:
-            for text in self.warnings.values():
+        for text, soft in self.warnings.values():
+            if soft or not self.strict:
                 sys.stderr.write(f"{text.replace('lockwatch: ', 'lockwatch: warning: ', 1)}\n")

@@ -167,6 +167,13 @@ def failure(msg):
         _event("failure", None, str(msg)[:2000])
 
 
+def lock_held(lane, taken, held, text):
+    """A lab lock held `held` seconds from time.monotonic() `taken` (lockwatch tells)."""
+    if _on:
+        t = int((taken - _t0) * 1_000_000)
+        _event("held", lane, t, t + int(held * 1_000_000), text[:300])
+
+
 def dprintf(server, topic, line):
     """A student's debug line (only when VERBOSE is set)."""
     if _on:

@@ -139,6 +139,7 @@ def build(snap, meta):
     up = set()  # servers added and not deleted since: a harness deletes a server before its first start
     applied = {}  # lane -> [[t, index]]
     logs = []  # [t, lane, text]
+    holds = []  # [t_taken, t_let_go, lane, text]: a lab lock held long (lockwatch)
     for e in events:
         t, what, where = e[0], e[1], e[2]
         if what == "state":
@@ -158,6 +159,8 @@ def build(snap, meta):
         elif what == "log":
             lane = where if where in index else None
             logs.append([t, index[lane] if lane else 0, f"{e[3]} {e[4]}"])
+        elif what == "held":
+            holds.append([e[3], e[4], index.get(where, 0), e[5]])
 
     return {
         "test": meta.get("test", ""),
@@ -173,6 +176,7 @@ def build(snap, meta):
         "marks": marks,
         "applied": {str(index[k]): v for k, v in applied.items()},
         "logs": logs,
+        "holds": holds,
         "kinds": kinds,
         "rpcs": arrows,
         "failure": [failure[0], failure[3]] if failure else None,
@@ -331,12 +335,14 @@ def _ring_notes(snap):
 
 # What _fit drops, in this order, when the page would be too big: the kinds of item there
 # are most of, and that say least alone.
-_CUTTABLE = (("rpcs", "RPC arrows"), ("marks", "Start and GetState marks"), ("calls", "tester's calls"))
+_CUTTABLE = (
+    ("rpcs", "RPC arrows"), ("marks", "Start and GetState marks"), ("holds", "long lock holds"), ("calls", "tester's calls"),
+)
 
 
 def _fit(data, room):
-    """Drop the debug lines beyond LOG_BUDGET, then the RPC arrows, the marks and the
-    tester's calls, farthest from the failure point (or from the end) first, until the
+    """Drop the debug lines beyond LOG_BUDGET, then the RPC arrows, the marks, the long
+    lock holds and the tester's calls, farthest from the failure point (or from the end) first, until the
     page's data fits in room bytes; say so in data['notes']."""
     center = data["failure"][0] if data["failure"] else data["t_end"]
 

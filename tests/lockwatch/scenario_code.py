@@ -107,6 +107,14 @@ def held_across_sleep():
         time.sleep(0.001)
 
 
+def held_across_start():
+    p = Peer(0, None)
+    with p.mu:
+        t = threading.Thread(target=lambda: None, name="peer0-sender")
+        t.start()
+    t.join()
+
+
 def chan_cycle():
     p = Peer(0, None)
     ch = Chan()
@@ -142,8 +150,10 @@ if __name__ == "__main__":
     core.wrap_chan(Chan)
     core.wrap_call(labrpc.ClientEnd)
     labrpc.labrpc.call_waits = core.call_waits
-    core.on_held_across = lambda text, key: print(text)
+    core.on_held_across = lambda text, *key: print(text)
     time.sleep = core.checked_sleep(time.sleep)
+    threading.Thread.start = core.checked_start(threading.Thread.start)
     {"call_cycle": call_cycle, "self_deadlock": self_deadlock, "held_across_sleep": held_across_sleep,
+     "held_across_start": held_across_start,
      "chan_cycle": chan_cycle}[sys.argv[1]]()
     print("ended")

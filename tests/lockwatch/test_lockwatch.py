@@ -66,6 +66,13 @@ def test_held_across_sleep_names_both_places(tmp_path):
     assert "across time.sleep(0.001) at scenario.py:" in out, out
 
 
+def test_held_across_thread_start_names_both_places(tmp_path):
+    out = run_scenario(tmp_path, "held_across_start")
+    assert "MainThread holds Peer[0].mu (taken at scenario.py:" in out, out
+    assert "across Thread.start() at scenario.py:" in out, out
+    assert "Go's `go` does not" in out, out
+
+
 def test_applier_sending_under_its_lock_deadlocks_with_its_reader(tmp_path):
     out = run_scenario(tmp_path, "chan_cycle")
     assert "peer0-applier holds Peer[0].mu (taken at scenario.py:" in out, out

@@ -236,3 +236,34 @@ def test_a_page_of_only_getstate_marks_still_fits(rec, clock):
     data = page_data(html)
     assert any("Start and GetState marks kept" in n for n in data["notes"]), data["notes"]
     assert data["rpcs"] == [] and data["failure"][1] == "failure among the marks"
+
+
+def test_a_lab_lock_held_long_is_a_bar_on_its_servers_lane(rec, clock, monkeypatch):
+    """lockwatch's hook: a lab lock of server 1 held 200 ms; one held 10 ms is not drawn."""
+    import weakref
+
+    from lockwatch import core
+    from lockwatch.pytest_plugin import LockWatch
+
+    class Raft:  # the lock's maker, as lockwatch finds it: its `me`, and the field the lock is in
+        def __init__(self):
+            self.me = 1
+
+    raft = Raft()
+    at = [0.0]
+    monkeypatch.setattr(core, "time", type("Clock", (), {"monotonic": staticmethod(lambda: recorder._t0 + at[0])}))
+    monkeypatch.setattr(core, "on_long_hold", LockWatch.long_hold)
+    raft.mu = core.LabLock(__import__("threading").Lock(), weakref.ref(raft), "raft.py:1")
+    fake_run(rec, clock, fail=False)
+    for start, held in ((1.0, 0.2), (2.0, 0.01)):
+        at[0] = start
+        with raft.mu:
+            at[0] = start + held
+    rec.failure("planted failure")
+    data = render.build(render.snapshot(3_000_000), {"test": "fake"})
+    lanes = {l["label"]: i for i, l in enumerate(data["lanes"])}
+    assert len(data["holds"]) == 1, data["holds"]
+    a, b, lane, text = data["holds"][0]
+    assert (a, b, lane) == (1_000_000, 1_200_000, lanes["S1"])
+    assert text.startswith("Raft[1].mu held 200 ms by MainThread: taken at test_timeline.py:"), text
+    assert ", let go at test_timeline.py:" in text, text
