@@ -481,7 +481,8 @@ class Raft:
                 DPrintf("VOTE", self.me, "T%d granted vote to S%d", self.currentTerm, args.CandidateId)
 
     def _startElection(self):
-        """Become a candidate and ask every peer for its vote (caller holds mu)."""
+        """Become a candidate; returns the threads (not started: the caller holds mu)
+        that ask every peer for its vote."""
         # Figure 2, Rules for Followers 2 and Candidates 4: an election timeout starts
         # an election.  Figure 2, Rules for Candidates 1: increment currentTerm, vote
         # for self, reset the election timer, send RequestVote to all other servers.
@@ -494,11 +495,11 @@ class Raft:
         args = RequestVoteArgs(self.currentTerm, self.me, self.log.last_index(), self.log.last_term())
         votes = set()  # the peers that granted their vote in this election
         self._countVote(self.me, args, votes)
-        for peer in range(len(self.peers)):
-            if peer != self.me:
-                threading.Thread(
-                    target=self._askVote, args=(peer, args, votes), name=f"raft{self.me}-vote", daemon=True
-                ).start()
+        return [
+            threading.Thread(target=self._askVote, args=(peer, args, votes), name=f"raft{self.me}-vote", daemon=True)
+            for peer in range(len(self.peers))
+            if peer != self.me
+        ]
 
     def _askVote(self, peer, args, votes):
         reply = RequestVoteReply()
@@ -543,11 +544,12 @@ class Raft:
             stalled = False  # the timer was just re-armed after a stall
             while not self.dead:
                 now = time.monotonic()
+                senders = []  # threads to start, once mu is let go
                 if self.state == LEADER:
                     if now >= nextHeartbeat:
-                        self._heartbeat(now)
+                        senders = self._heartbeat(now)
                         nextHeartbeat = now + HEARTBEAT_INTERVAL
-                    self.tickerCond.wait(nextHeartbeat - now if nextHeartbeat > now else HEARTBEAT_INTERVAL)
+                    timeout = nextHeartbeat - now if nextHeartbeat > now else HEARTBEAT_INTERVAL
                 else:
                     nextHeartbeat = 0.0
                     if now < self.electionDeadline:
@@ -561,15 +563,30 @@ class Raft:
                         self._resetElectionTimer()
                     else:
                         stalled = False
-                        self._startElection()
-                    self.tickerCond.wait(max(self.electionDeadline - time.monotonic(), 0.001))
+                        senders = self._startElection()
+                    timeout = max(self.electionDeadline - time.monotonic(), 0.001)
+                if senders:
+                    # Python's Thread.start() waits until the new thread runs (Go's `go` does
+                    # not); on a loaded machine that is long enough for a leader holding mu
+                    # to miss its heartbeats.  So start them with mu let go, then look again:
+                    # what a notify said meanwhile is in the state.
+                    self.mu.release()
+                    try:
+                        for t in senders:
+                            t.start()
+                    finally:
+                        self.mu.acquire()
+                else:
+                    self.tickerCond.wait(timeout)
 
     def _heartbeat(self, now):
         """All a leader does on each heartbeat (caller holds mu).  Everything else
-        it does is a reaction: to Start, and to replies."""
+        it does is a reaction: to Start, and to replies.  Returns the threads to
+        start (not started: the caller holds mu)."""
         # Figure 2, Rules for Leaders 1: repeat the heartbeats during idle periods to
         # prevent election timeouts (§5.2).  Each is an AppendEntries carrying what the
         # follower lacks (Figure 2, Rules for Leaders 3).
+        senders = []
         for peer in range(len(self.peers)):
             if peer == self.me:
                 continue
@@ -577,12 +594,13 @@ class Raft:
             if since is not None and now - since >= HEARTBEAT_INTERVAL:
                 # The replicator waits on an RPC that may never return (an unreachable
                 # peer is answered only after up to 7 s): send this one on the side.
-                threading.Thread(
+                senders.append(threading.Thread(
                     target=self._sendAppendsWhileBehind, args=(peer,), name=f"raft{self.me}-heartbeat", daemon=True
-                ).start()
+                ))
             else:
                 self.replicatePending[peer] = True
                 self.replicateCond[peer].notify()
+        return senders
 
     def _replicateNow(self):
         for peer in range(len(self.peers)):
