@@ -318,6 +318,8 @@ class Raft:
         self.tickerCond = threading.Condition(self.mu)
         self.applyCond = threading.Condition(self.mu)
         self.replicateCond = [threading.Condition(self.mu) for _ in range(n)]
+        self.toStart = []  # threads for the starter to start (see _go)
+        self.starterCond = threading.Condition(self.mu)
 
     # ---- state the tester and services read ----------------------------------
 
@@ -354,6 +356,7 @@ class Raft:
             self.dead = True
             self.tickerCond.notify_all()
             self.applyCond.notify_all()
+            self.starterCond.notify_all()
             for c in self.replicateCond:
                 c.notify_all()
         # Release an applier blocked on applyCh that nobody reads any more.
@@ -481,8 +484,7 @@ class Raft:
                 DPrintf("VOTE", self.me, "T%d granted vote to S%d", self.currentTerm, args.CandidateId)
 
     def _startElection(self):
-        """Become a candidate; returns the threads (not started: the caller holds mu)
-        that ask every peer for its vote."""
+        """Become a candidate and ask every peer for its vote (caller holds mu)."""
         # Figure 2, Rules for Followers 2 and Candidates 4: an election timeout starts
         # an election.  Figure 2, Rules for Candidates 1: increment currentTerm, vote
         # for self, reset the election timer, send RequestVote to all other servers.
@@ -495,11 +497,9 @@ class Raft:
         args = RequestVoteArgs(self.currentTerm, self.me, self.log.last_index(), self.log.last_term())
         votes = set()  # the peers that granted their vote in this election
         self._countVote(self.me, args, votes)
-        return [
-            threading.Thread(target=self._askVote, args=(peer, args, votes), name=f"raft{self.me}-vote", daemon=True)
-            for peer in range(len(self.peers))
-            if peer != self.me
-        ]
+        for peer in range(len(self.peers)):
+            if peer != self.me:
+                self._go(self._askVote, (peer, args, votes), f"raft{self.me}-vote")
 
     def _askVote(self, peer, args, votes):
         reply = RequestVoteReply()
@@ -544,12 +544,11 @@ class Raft:
             stalled = False  # the timer was just re-armed after a stall
             while not self.dead:
                 now = time.monotonic()
-                senders = []  # threads to start, once mu is let go
                 if self.state == LEADER:
                     if now >= nextHeartbeat:
-                        senders = self._heartbeat(now)
+                        self._heartbeat(now)
                         nextHeartbeat = now + HEARTBEAT_INTERVAL
-                    timeout = nextHeartbeat - now if nextHeartbeat > now else HEARTBEAT_INTERVAL
+                    self.tickerCond.wait(nextHeartbeat - now if nextHeartbeat > now else HEARTBEAT_INTERVAL)
                 else:
                     nextHeartbeat = 0.0
                     if now < self.electionDeadline:
@@ -563,30 +562,15 @@ class Raft:
                         self._resetElectionTimer()
                     else:
                         stalled = False
-                        senders = self._startElection()
-                    timeout = max(self.electionDeadline - time.monotonic(), 0.001)
-                if senders:
-                    # Python's Thread.start() waits until the new thread runs (Go's `go` does
-                    # not); on a loaded machine that is long enough for a leader holding mu
-                    # to miss its heartbeats.  So start them with mu let go, then look again:
-                    # what a notify said meanwhile is in the state.
-                    self.mu.release()
-                    try:
-                        for t in senders:
-                            t.start()
-                    finally:
-                        self.mu.acquire()
-                else:
-                    self.tickerCond.wait(timeout)
+                        self._startElection()
+                    self.tickerCond.wait(max(self.electionDeadline - time.monotonic(), 0.001))
 
     def _heartbeat(self, now):
         """All a leader does on each heartbeat (caller holds mu).  Everything else
-        it does is a reaction: to Start, and to replies.  Returns the threads to
-        start (not started: the caller holds mu)."""
+        it does is a reaction: to Start, and to replies."""
         # Figure 2, Rules for Leaders 1: repeat the heartbeats during idle periods to
         # prevent election timeouts (§5.2).  Each is an AppendEntries carrying what the
         # follower lacks (Figure 2, Rules for Leaders 3).
-        senders = []
         for peer in range(len(self.peers)):
             if peer == self.me:
                 continue
@@ -594,13 +578,32 @@ class Raft:
             if since is not None and now - since >= HEARTBEAT_INTERVAL:
                 # The replicator waits on an RPC that may never return (an unreachable
                 # peer is answered only after up to 7 s): send this one on the side.
-                senders.append(threading.Thread(
-                    target=self._sendAppendsWhileBehind, args=(peer,), name=f"raft{self.me}-heartbeat", daemon=True
-                ))
+                self._go(self._sendAppendsWhileBehind, (peer,), f"raft{self.me}-heartbeat")
             else:
                 self.replicatePending[peer] = True
                 self.replicateCond[peer].notify()
-        return senders
+
+    # ---- Go's `go` -----------------------------------------------------------------------
+
+    def _go(self, target, args, name):
+        """Run target(*args) in a thread of its own, as Go's `go` does, without waiting
+        for it to start (caller holds mu): the starter thread starts it."""
+        self.toStart.append(threading.Thread(target=target, args=args, name=name, daemon=True))
+        self.starterCond.notify()
+
+    def starter(self):
+        # Python's Thread.start() waits until the new thread runs (Go's `go` does not).
+        # On a loaded machine that can take longer than an election timeout: a ticker
+        # that started its threads itself, mu held, missed its heartbeats.
+        while True:
+            with self.mu:
+                while not self.dead and not self.toStart:
+                    self.starterCond.wait()
+                if self.dead:
+                    return
+                threads, self.toStart = self.toStart, []
+            for t in threads:
+                t.start()
 
     def _replicateNow(self):
         for peer in range(len(self.peers)):
@@ -831,6 +834,7 @@ def Make(peers, me, persister, applyCh):
     rf.readPersist(persister.ReadRaftState())
     threading.Thread(target=rf.ticker, name=f"raft{me}-ticker", daemon=True).start()
     threading.Thread(target=rf.applier, name=f"raft{me}-applier", daemon=True).start()
+    threading.Thread(target=rf.starter, name=f"raft{me}-starter", daemon=True).start()
     for peer in range(len(peers)):
         if peer != me:
             threading.Thread(target=rf.replicator, args=(peer,), name=f"raft{me}-replicator{peer}", daemon=True).start()

@@ -31,11 +31,9 @@ VOTE_UNDER_LOCK = (
 REENTRANT_GETSTATE = (
     """            while not self.dead:
                 now = time.monotonic()
-                senders = []  # threads to start, once mu is let go
                 if self.state == LEADER:""",
     """            while not self.dead:
                 now = time.monotonic()
-                senders = []  # threads to start, once mu is let go
                 if self.GetState()[1]:  # planted: GetState takes mu, which the ticker holds""",
 )
 
