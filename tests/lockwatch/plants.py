@@ -50,10 +50,21 @@ APPLY_UNDER_LOCK = (
 """,
 )
 
+# Go's `go` under the lock: the ticker starts its vote senders itself, holding mu
+# (the solution's ticker did until Thread.start()'s wait showed in a stress run).
+START_UNDER_LOCK = (
+    """        self.toStart.append(threading.Thread(target=target, args=args, name=name, daemon=True))
+        self.starterCond.notify()
+""",
+    """        threading.Thread(target=target, args=args, name=name, daemon=True).start()  # planted: started holding mu
+""",
+)
+
 PLANTS = {
     "vote_under_lock": VOTE_UNDER_LOCK,
     "reentrant_getstate": REENTRANT_GETSTATE,
     "apply_under_lock": APPLY_UNDER_LOCK,
+    "start_under_lock": START_UNDER_LOCK,
 }
 
 

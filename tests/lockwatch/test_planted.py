@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from .plants import copy_project, plant
+from .plants import ROOT, copy_project, plant
 
 RAFT = "tests/raft/test_raft.py::"
 RUN_LIMIT = 300  # seconds: a run that hangs fails here rather than holding up the suite
@@ -127,3 +127,20 @@ def test_applier_sending_under_its_lock_fails_under_race_and_sim(planted, mode):
     assert rc == 1, out
     assert re.search(r"lockwatch: raft\d-applier holds Raft\[\d\]\.mu \(taken at %s\) across a channel send "
                      r"\(applyCh\) at %s" % (planted_at(lines), planted_at(lines)), out), out
+
+
+@pytest.mark.parametrize("planted", ["start_under_lock"], indirect=True)
+def test_thread_started_under_the_lock_is_a_warning_even_under_sim(planted):
+    copy, lines = planted
+    rc, out = run(copy, "--sim", "--sim-seed", "1", RAFT + "TestInitialElection2A")
+    assert rc == 0, out  # a delay, not a hang: never a failure
+    assert re.search(r"lockwatch: warning: raft\d-ticker holds Raft\[\d\]\.mu \(taken at raft\.py:\d+\) across "
+                     r"Thread\.start\(\) at %s: Python's Thread\.start\(\) waits" % planted_at(lines), out), out
+
+
+@pytest.mark.needs_lab
+def test_the_solution_starts_no_thread_under_a_lab_lock():
+    """What the plant above is caught at: none of it in our Raft (the student's may warn)."""
+    rc, out = run(ROOT, "--sim", "--sim-seed", "1", RAFT + "TestInitialElection2A", RAFT + "TestFailAgree2B")
+    assert rc == 0, out
+    assert "lockwatch: warning" not in out, out
