@@ -40,10 +40,12 @@ $(STAMP): setup.cfg pyproject.toml
 # seed and the race detector, so that a change that breaks --sim, or a data race in any lab,
 # fails here too (the lockset rule needs no real interleaving).  That pass is CPU-bound and
 # each test's run depends only on the seed and its name, so it runs as two processes at once,
-# one per core: kvraft's 3A tests, and the rest, whose output follows.
+# one per core: kvraft's 3A tests, and the rest, whose output follows (a background command
+# ignores Ctrl-C in sh, hence the trap).
 SIM_RACE  := $(VPY) -m pytest -s -q --sim --sim-seed 1 --race tests/raft tests/kvraft tests/shardctrler tests/shardkv
 SIM_CHECK := log=$$(mktemp); \
 	$(SIM_RACE) -k "3B or not test_kvraft" > $$log 2>&1 & rest=$$!; \
+	trap 'kill $$rest 2>/dev/null; rm -f $$log; exit 130' INT TERM; \
 	$(SIM_RACE) -k "test_kvraft and not 3B"; first=$$?; \
 	wait $$rest; second=$$?; cat $$log; rm -f $$log; \
 	test $$first = 0 && test $$second = 0
