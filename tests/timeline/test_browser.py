@@ -1,6 +1,7 @@
 """The timeline page in a real browser: headless Chromium (Debian's package `chromium`)
 opens the page the planted election bug leaves and renders one lane per server and
-the failure marker, in the DOM its script built and in the pixels of a screenshot.
+the failure marker, in the DOM its script built and in the pixels of a screenshot; and
+a long lock hold as a bar over its server's lane.
 
 Run by `make test-browser` (pytest --timeline-browser); plain runs deselect it, since
 a clean machine has no browser.  Without Chromium it fails, saying how to install it.
@@ -59,6 +60,31 @@ def test_chromium_renders_a_lane_per_server_and_the_failure(tmp_path):
     x = round(float(marker.group(1))) + PAGE_MARGIN + 1
     red = [max(sum(1 for y in range(height) if is_red(pixels[y][x0])) for x0 in range(x - 3, x + 4))]
     assert red[0] >= 100, f"the failure marker is not visible in the screenshot (at x={x}: {red[0]} red pixels)"
+
+
+def test_chromium_draws_a_long_lock_hold_on_its_servers_lane(tmp_path):
+    """A page made up here: S1's Raft.mu held 200 ms, as lockwatch tells the recorder."""
+    from timeline import recorder, render
+
+    recorder.begin()
+    try:
+        for s in range(3):
+            recorder.net("AddServer", s)
+        recorder.lock_held("1", recorder._t0 + 1.0, 0.2, "Raft[1].mu held 200 ms by raft1-ticker: taken at raft.py:9")
+        recorder.failure("planted failure")
+        snap = render.snapshot(3_000_000)
+    finally:
+        recorder.stop()
+    page = tmp_path / "hold.timeline.html"
+    page.write_text(render.render(snap, {"test": "hold"}))
+    dom = browse(tmp_path, page, "--dump-dom")
+    lane_y = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'<g class="lane" data-lane="([^"]*)" data-group="servers">.*?<rect[^>]* y="([\d.]+)"', dom)}
+    hold = re.search(r'<rect x="[\d.]+" y="([\d.]+)" width="([\d.]+)"[^>]*class="hold"><title>([^<]*)</title>', dom)
+    assert hold, dom[:3000]
+    assert "Raft[1].mu held 200 ms by raft1-ticker" in hold.group(3) and "1.000 s to 1.200 s" in hold.group(3)
+    assert float(hold.group(2)) > 10  # 200 ms of a 3 s chart over about 1,100 pixels
+    assert abs(float(hold.group(1)) - lane_y["1"]) < 5, (hold.group(1), lane_y)  # over S1's lane
 
 
 def is_red(rgb):
