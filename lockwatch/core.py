@@ -16,8 +16,9 @@ for CYCLE_SECONDS is a deadlock (find_deadlock).
 
 A thread that blocks on a lab lock it took itself with `with` can never go
 on: SelfDeadlock is raised in it at once.  A blocking call (a Call, a channel
-send, time.sleep) made while holding a lab lock is reported through
-`on_held_across`.
+send, time.sleep, Thread.start) made while holding a lab lock is reported
+through `on_held_across`, and a hold of LONG_HOLD seconds or more through
+`on_long_hold`.
 """
 
 import _thread
