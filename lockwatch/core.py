@@ -257,25 +257,30 @@ def reset():
 # ---- names and places ----
 
 
+def _server(lock):
+    """The object whose method made the lock, and its `gid` and `me` (ints, or None)."""
+    obj = lock.maker() if lock.maker is not None else None
+    fields = getattr(obj, "__dict__", {})
+    gid, me = (fields.get(k) if isinstance(fields.get(k), int) else None for k in ("gid", "me"))
+    return obj, fields, gid, me
+
+
 def lock_lane(lock):
     """The timeline lane of the server whose object made the lock, if it says: its
     `me` (and `gid` in shardkv); else None."""
-    obj = lock.maker() if lock.maker is not None else None
-    me, gid = getattr(obj, "me", None), getattr(obj, "gid", None)
-    if type(me) is not int:
+    _, _, gid, me = _server(lock)
+    if me is None:
         return None
-    return f"server-{gid}-{me}" if type(gid) is int else str(me)
+    return str(me) if gid is None else f"server-{gid}-{me}"
 
 
 def lock_name(lock):
     """`Raft[1].mu`: the object and field that hold the lock, else where it was made."""
-    obj = lock.maker() if lock.maker is not None else None
-    if obj is not None:
-        fields = getattr(obj, "__dict__", {})
-        field = next((k for k, v in fields.items() if v is lock), None)
-        if field is not None:
-            who = [str(fields[k]) for k in ("gid", "me") if isinstance(fields.get(k), int)]
-            return f"{type(obj).__name__}{'[' + ','.join(who) + ']' if who else ''}.{field}"
+    obj, fields, gid, me = _server(lock)
+    field = next((k for k, v in fields.items() if v is lock), None)
+    if field is not None:
+        who = [str(x) for x in (gid, me) if x is not None]
+        return f"{type(obj).__name__}{'[' + ','.join(who) + ']' if who else ''}.{field}"
     return f"the lock made at {lock.site}"
 
 

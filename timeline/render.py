@@ -342,8 +342,8 @@ _CUTTABLE = (
 
 def _fit(data, room):
     """Drop the debug lines beyond LOG_BUDGET, then the RPC arrows, the marks, the long
-    lock holds and the tester's calls, farthest from the failure point (or from the end) first, until the
-    page's data fits in room bytes; say so in data['notes']."""
+    lock holds and the tester's calls, farthest from the failure point (or from the end)
+    first, until the page's data fits in room bytes; say so in data['notes']."""
     center = data["failure"][0] if data["failure"] else data["t_end"]
 
     def size(x):
